@@ -1,0 +1,153 @@
+/**
+ * Actor definitions and their types. A protocol maps each message type an actor handles to its
+ * payload and, for requests, its reply; every `tell`, `ask` and handler is typed from it.
+ */
+import type { Logger } from "pino";
+import type { Envelope } from "./envelope.js";
+import type { Priority } from "./priority.js";
+import type { StandardSchemaV1 } from "./schema.js";
+import type { ActorSystem } from "./system.js";
+
+/** One message type of a protocol: its payload and, when it is a request, its reply. */
+export interface MessageSpec {
+  payload: unknown;
+  reply?: unknown;
+}
+
+/** A protocol: message type → MessageSpec. */
+export type Protocol<P = Record<string, MessageSpec>> = { [K in keyof P]: MessageSpec };
+
+/** The payload type of message type `K`. */
+export type PayloadOf<P, K extends keyof P> = P[K] extends { payload: infer T } ? T : never;
+
+/** The reply type of message type `K` (never when it has none). */
+export type ReplyOf<P, K extends keyof P> = P[K] extends { reply: infer R } ? R : never;
+
+/** The message types of `P` that declare a reply, the only ones `ask` accepts. */
+export type AskableType<P> = { [K in keyof P]: P[K] extends { reply: unknown } ? K : never }[keyof P] &
+  string;
+
+/** What a handler of `K` returns: its reply, or nothing for a tell-only type. */
+export type HandlerResult<P, K extends keyof P> = P[K] extends { reply: infer R } ? R : undefined;
+
+/** Options of `tell`. */
+export interface TellOptions {
+  /**
+   * Priority in the recipient's inbox.
+   * @default Priority.NORMAL
+   */
+  priority?: Priority;
+  /**
+   * The message must start within this many ms of being sent, or it is marked `timeout` and
+   * never runs. Sent as whole seconds (rounded up), as the wire protocol has it.
+   * @default undefined (no deadline)
+   */
+  timeoutMs?: number;
+  /**
+   * The message id; a given id runs at most once after it completed.
+   * @default a fresh uuid4
+   */
+  id?: string;
+}
+
+/** Options of `ask`. */
+export interface AskOptions {
+  /**
+   * How long to wait for the reply; the request carries the same deadline, so it never runs
+   * after the asker gave up (to within the protocol's whole seconds).
+   * @default the system's askTimeoutMs (5000)
+   */
+  timeoutMs?: number;
+  /**
+   * Priority of the request.
+   * @default Priority.NORMAL
+   */
+  priority?: Priority;
+  /**
+   * For peers that reply without `reply_to` (WIRE.md): called with each incoming message's
+   * envelope; the first for which it returns true is the reply.
+   * @default undefined (correlate by reply_to only)
+   */
+  match?: (message: Envelope) => boolean;
+}
+
+/** A handle to send messages to any app id, local, remote or foreign. */
+export interface ActorRef<P extends Protocol<P> = Record<string, MessageSpec>> {
+  /** The app id. */
+  readonly id: string;
+  /** Sends a message; resolves with its id once Redis has it. */
+  tell<K extends keyof P & string>(type: K, payload: PayloadOf<P, K>, options?: TellOptions): Promise<string>;
+  /** Sends a request and resolves with the reply's payload; rejects with AskTimeoutError. */
+  ask<K extends AskableType<P>>(
+    type: K,
+    payload: PayloadOf<P, K>,
+    options?: AskOptions,
+  ): Promise<ReplyOf<P, K>>;
+}
+
+/** What `setup` receives. */
+export interface SetupContext<P extends Protocol<P>> {
+  /** This actor. */
+  self: ActorRef<P>;
+  /** A logger bound to this actor. */
+  log: Logger;
+  /** The system it runs in. */
+  system: ActorSystem;
+}
+
+/** What every handler receives besides its payload. */
+export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> {
+  /** This incarnation's state, from `setup`. */
+  state: S;
+  /** The envelope of the message being handled. */
+  message: Envelope;
+  /** A ref to another app that sends as this actor (sender = this actor's id). */
+  ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
+}
+
+/** A handler of message type `K`. */
+export type Handler<P extends Protocol<P>, K extends keyof P, S> = (
+  payload: PayloadOf<P, K>,
+  ctx: ActorContext<P, S>,
+) => HandlerResult<P, K> | Promise<HandlerResult<P, K>>;
+
+/** The definition of an actor: what `defineActor` takes and `system.spawn` runs. */
+// biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
+export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
+  readonly kind?: "actor";
+  /** The app id; its mailbox is `queue:<id>:inbox`. */
+  id: string;
+  /** Optional Standard Schema per message type; a payload that fails is dead-lettered. */
+  schemas?: { [K in keyof P]?: StandardSchemaV1<unknown, PayloadOf<P, K>> };
+  /** Builds the state of each incarnation; runs again on restart. */
+  setup?: (ctx: SetupContext<P>) => S | Promise<S>;
+  /** One handler per message type of the protocol. */
+  handlers: { [K in keyof P]: Handler<P, K, S> };
+  /**
+   * The message type of the reply to each request type.
+   * @default `<type>_reply`, as the Python peer does
+   */
+  replyTypes?: { [K in keyof P]?: string };
+  /**
+   * Message types arriving on `channel:broadcast` that this actor handles (with the handler of
+   * the same name). Broadcasts are fire-and-forget: not stored, no status, no reply.
+   * @default [] (none)
+   */
+  broadcasts?: readonly (keyof P & string)[];
+  /**
+   * How many messages one claim takes from the inbox; smaller lets a later higher-priority
+   * message start sooner, larger means fewer round trips.
+   * @default the system's claimBatch (64)
+   */
+  claimBatch?: number;
+}
+
+/**
+ * Defines an actor typed by its protocol `P` (and, if named, its state `S`).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
+export function defineActor<P extends Protocol<P>, S = any>(
+  definition: ActorDefinition<P, S>,
+): ActorDefinition<P, S> {
+  return { kind: "actor", ...definition };
+}

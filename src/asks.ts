@@ -1,0 +1,96 @@
+/**
+ * Requests waiting for their reply. A reply is recognised by `reply_to`, or, for peers that
+ * never set it, by an ask's `match` function. An ask that times out is forgotten at once, so a
+ * late reply finds nothing to resolve and costs no memory.
+ */
+import type { Envelope } from "./envelope.js";
+import { AskTimeoutError } from "./errors.js";
+
+interface PendingAsk {
+  id: string;
+  resolve(payload: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+  match?: (message: Envelope) => boolean;
+}
+
+/** The asks in flight of one system. */
+export class PendingAsks {
+  private readonly byId = new Map<string, PendingAsk>();
+  /** Asks with a match function, oldest first. */
+  private readonly matchers = new Set<PendingAsk>();
+
+  /** How many asks are waiting. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Registers request `id` before it is sent; the promise settles with the reply or a timeout. */
+  wait(
+    id: string,
+    recipient: string,
+    messageType: string,
+    timeoutMs: number,
+    match?: (message: Envelope) => boolean,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const pending: PendingAsk = {
+        id,
+        resolve,
+        reject,
+        match,
+        timer: setTimeout(() => {
+          this.forget(pending);
+          reject(new AskTimeoutError(recipient, messageType, id, timeoutMs));
+        }, timeoutMs),
+      };
+      this.byId.set(id, pending);
+      if (match) this.matchers.add(pending);
+    });
+  }
+
+  /** Settles the ask `message` answers; false when it answers none (a late or stray reply). */
+  offer(message: Envelope): boolean {
+    let pending = message.reply_to === null ? undefined : this.byId.get(message.reply_to);
+    if (!pending) {
+      for (const candidate of this.matchers) {
+        let matched = false;
+        try {
+          matched = candidate.match?.(message) === true;
+        } catch {
+          matched = false;
+        }
+        if (matched) {
+          pending = candidate;
+          break;
+        }
+      }
+    }
+    if (!pending) return false;
+    this.forget(pending);
+    pending.resolve(message.payload);
+    return true;
+  }
+
+  /** Fails one ask now (its request could not be sent). */
+  fail(id: string, err: Error): void {
+    const pending = this.byId.get(id);
+    if (!pending) return;
+    this.forget(pending);
+    pending.reject(err);
+  }
+
+  /** Rejects every ask (the system is shutting down). */
+  rejectAll(err: Error): void {
+    for (const pending of [...this.byId.values()]) {
+      this.forget(pending);
+      pending.reject(err);
+    }
+  }
+
+  private forget(pending: PendingAsk): void {
+    clearTimeout(pending.timer);
+    this.byId.delete(pending.id);
+    this.matchers.delete(pending);
+  }
+}

@@ -1,0 +1,49 @@
+/** redactor: an actor runtime whose mailboxes live in Redis. */
+export type {
+  ActorContext,
+  ActorDefinition,
+  ActorRef,
+  AskableType,
+  AskOptions,
+  Handler,
+  HandlerResult,
+  MessageSpec,
+  PayloadOf,
+  Protocol,
+  ReplyOf,
+  SetupContext,
+  TellOptions,
+} from "./actor.js";
+export { defineActor } from "./actor.js";
+export type { Envelope } from "./envelope.js";
+export { decodeEnvelope, encodeEnvelope, newMessageId, PAYLOAD_META_FIELD } from "./envelope.js";
+export {
+  AskTimeoutError,
+  DuplicateActorError,
+  EnvelopeError,
+  IllegalTransitionError,
+  MessageTooLargeError,
+  RedactorError,
+  RedisUnavailableError,
+  SystemStoppedError,
+} from "./errors.js";
+export { Keyspace, type KeyspaceOptions } from "./keyspace.js";
+export {
+  type LifecycleEvent,
+  lifecycleMachine,
+  type MessageStatus,
+  nextStatus,
+} from "./lifecycle.js";
+export type { MailboxOptions } from "./mailbox.js";
+export type { AppStatus } from "./presence.js";
+export { Priority } from "./priority.js";
+export type { StandardSchemaV1 } from "./schema.js";
+export {
+  type ChildSpec,
+  type SupervisorOptions,
+  type SupervisorRef,
+  type SupervisorSpec,
+  type SupervisorStrategy,
+  supervisor,
+} from "./supervisor.js";
+export { type ActorSystem, type BroadcastOptions, createSystem, type SystemOptions } from "./system.js";

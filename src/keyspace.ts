@@ -1,0 +1,93 @@
+/**
+ * Every Redis key and channel name redactor touches is built here, so that the layout is one
+ * decision in one place. The default layout is the peers' (WIRE.md) byte for byte; the
+ * `hashTag` layout wraps the app id in braces so that all of one app's keys share a Redis
+ * Cluster slot.
+ */
+
+/** Options that shape the key layout. */
+export interface KeyspaceOptions {
+  /**
+   * Wrap the app id in `{…}` so one app's keys share a cluster slot. Peers that use the plain
+   * layout will not see such keys, so only turn this on when every program agrees.
+   * @default false
+   */
+  hashTag?: boolean;
+}
+
+/** The names of every key and channel, for one layout. */
+export class Keyspace {
+  readonly hashTag: boolean;
+
+  constructor(options: KeyspaceOptions = {}) {
+    this.hashTag = options.hashTag ?? false;
+  }
+
+  private app(app: string): string {
+    return this.hashTag ? `{${app}}` : app;
+  }
+
+  /** `queue:<app>:inbox`: the mailbox, a sorted set of message JSON. */
+  inbox(app: string): string {
+    return `queue:${this.app(app)}:inbox`;
+  }
+
+  /** `queue:<app>:outbox`: capped copies of what the app sent, for monitoring. */
+  outbox(app: string): string {
+    return `queue:${this.app(app)}:outbox`;
+  }
+
+  /** `queue:<app>:processing`: claimed messages scored by their lease deadline (ms). */
+  processing(app: string): string {
+    return `queue:${this.app(app)}:processing`;
+  }
+
+  /** `queue:<app>:dead`: dead letters scored by the time they died (ms). */
+  dead(app: string): string {
+    return `queue:${this.app(app)}:dead`;
+  }
+
+  /** `status:<app>`: presence hash. */
+  status(app: string): string {
+    return `status:${this.app(app)}`;
+  }
+
+  /** The SCAN pattern that finds every presence hash. */
+  statusPattern(): string {
+    return "status:*";
+  }
+
+  /** The app id back from a presence key found by SCAN. */
+  appFromStatusKey(key: string): string {
+    const app = key.slice("status:".length);
+    return this.hashTag && app.startsWith("{") && app.endsWith("}") ? app.slice(1, -1) : app;
+  }
+
+  /**
+   * Prefix of `message:<id>` hashes. Scripts build the hash key from a message id they only
+   * learn inside Redis, so they receive this prefix rather than the key.
+   */
+  messagePrefix(): string {
+    return "message:";
+  }
+
+  /** `message:<id>`: the status hash of one message. */
+  message(id: string): string {
+    return `${this.messagePrefix()}${id}`;
+  }
+
+  /** `heartbeat:<node>`: a key that lives while the process `node` is alive. */
+  heartbeat(node: string): string {
+    return `heartbeat:${node}`;
+  }
+
+  /** `channel:<app>`: the wake-up channel of one app. */
+  channel(app: string): string {
+    return `channel:${app}`;
+  }
+
+  /** `channel:broadcast`: system-wide notifications. */
+  broadcastChannel(): string {
+    return "channel:broadcast";
+  }
+}

@@ -1,0 +1,162 @@
+--[[
+  Claims up to N messages from an inbox, highest score first, each under a lease.
+  Before claiming it
+    - re-scores messages that others added with their own score formula (anything outside the
+      canonical band), from the message's own priority and timestamp, so they take their place;
+    - returns messages whose lease has expired (their consumer died) to the inbox.
+  While claiming it refuses, without handing them out,
+    - members over the size limit, malformed JSON, members without an id (dead-lettered);
+    - messages whose timestamp + timeout has passed by Redis' clock (status timeout);
+    - ids already completed (dropped: a duplicate never runs twice).
+
+  KEYS[1]  queue:<app>:inbox
+  KEYS[2]  queue:<app>:processing      (member = message JSON, score = lease deadline ms)
+  KEYS[3]  queue:<app>:dead
+
+  ARGV[1]  message hash key prefix ("message:"); hashes are message:<id>
+  ARGV[2]  how many messages to claim at most
+  ARGV[3]  lease, ms
+  ARGV[4]  lease token of the claimer
+  ARGV[5]  largest message accepted, bytes
+  ARGV[6]  message hash TTL, seconds
+  ARGV[7]  status of a claimed message          (lifecycle: pending  --CLAIM-->)
+  ARGV[8]  status of a message past its deadline (lifecycle: pending  --EXPIRE-->)
+  ARGV[9]  status of a refused message           (lifecycle: pending  --REJECT-->)
+  ARGV[10] status of a finished message; such ids are never handed out again
+  ARGV[11] status of a message whose lease expired (lifecycle: processing --RELEASE-->)
+  ARGV[12] how many foreign-scored messages / expired leases to handle in one call
+
+  Returns { now_ms, more, claimed, timed_out, rejected, duplicates }
+    more       1 when foreign scores remain to fix: call again before trusting the order
+    claimed    flat list: member, attempts, member, attempts, …
+    timed_out  ids marked timeout
+    rejected   how many members were dead-lettered
+    duplicates how many completed ids were dropped
+]]
+-- @include score
+-- @include deadletter
+
+local inbox, processing, dead = KEYS[1], KEYS[2], KEYS[3]
+local prefix = ARGV[1]
+local want = tonumber(ARGV[2])
+local leaseMs = tonumber(ARGV[3])
+local token = ARGV[4]
+local maxBytes = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[6])
+local stProcessing, stTimeout, stRejected, stDone, stReleased = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local batch = tonumber(ARGV[12])
+
+local t = redis.call('TIME')
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowMs = math.floor(nowUs / 1000)
+local nowSec = nowUs / 1000000
+
+local rejected = 0
+
+local function text(v)
+  if type(v) == 'string' or type(v) == 'number' then return tostring(v) end
+  return ''
+end
+
+local function idOf(msg)
+  local id = msg.id
+  if type(id) == 'number' and id == math.floor(id) then return string.format('%d', id) end
+  if type(id) == 'string' and id ~= '' then return id end
+  return nil
+end
+
+-- Decodes a member; dead-letters it (and returns nil) when it cannot be a message.
+local function decode(member, attempts)
+  if #member > maxBytes then
+    local id = string.match(member, '"id"%s*:%s*"([^"]+)"')
+    deadLetter(dead, nowMs, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes,
+      attempts, string.sub(member, 1, 1024))
+    if id then
+      redis.call('HSET', prefix .. id, 'status', stRejected, 'error', 'oversize')
+      redis.call('EXPIRE', prefix .. id, ttl)
+    end
+    rejected = rejected + 1
+    return nil
+  end
+  local ok, msg = pcall(cjson.decode, member)
+  if not ok or type(msg) ~= 'table' then
+    deadLetter(dead, nowMs, nil, 'malformed', 'not a JSON object', attempts, member)
+    rejected = rejected + 1
+    return nil
+  end
+  local id = idOf(msg)
+  if not id then
+    deadLetter(dead, nowMs, nil, 'malformed', 'field "id" is missing', attempts, member)
+    rejected = rejected + 1
+    return nil
+  end
+  return msg, id
+end
+
+-- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP].
+local foreign = redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, batch)
+local above = redis.call('ZRANGEBYSCORE', inbox, '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, batch)
+for _, m in ipairs(above) do foreign[#foreign + 1] = m end
+for _, member in ipairs(foreign) do
+  local msg = decode(member)
+  if msg then
+    redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), member)
+  else
+    redis.call('ZREM', inbox, member)
+  end
+end
+if #foreign >= batch then
+  return { nowMs, 1, {}, {}, rejected, 0 }
+end
+
+-- 2. Expired leases go back to the inbox; their attempt count stays.
+local expired = redis.call('ZRANGEBYSCORE', processing, '-inf', nowMs, 'LIMIT', 0, batch)
+for _, member in ipairs(expired) do
+  redis.call('ZREM', processing, member)
+  local msg, id = decode(member)
+  if msg then
+    redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), member)
+    redis.call('HSET', prefix .. id, 'status', stReleased)
+    redis.call('HDEL', prefix .. id, 'lease')
+  end
+end
+
+-- 3. Claim.
+local claimed, timedOut = {}, {}
+local duplicates = 0
+local deadline = nowMs + leaseMs
+while #claimed < want * 2 do
+  local popped = redis.call('ZPOPMAX', inbox, want - #claimed / 2)
+  if #popped == 0 then break end
+  for i = 1, #popped, 2 do
+    local member = popped[i]
+    local msg, id = decode(member)
+    if msg then
+      local key = prefix .. id
+      local status = redis.call('HGET', key, 'status')
+      local timeout = tonumber(msg.timeout)
+      local sentAt = tonumber(msg.timestamp)
+      if status == stDone then
+        duplicates = duplicates + 1
+      elseif timeout and sentAt and sentAt + timeout < nowSec then
+        redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start')
+        redis.call('HDEL', key, 'lease')
+        redis.call('EXPIRE', key, ttl)
+        timedOut[#timedOut + 1] = id
+      else
+        if not status then
+          redis.call('HSET', key, 'sender', text(msg.sender), 'recipient', text(msg.recipient),
+            'timestamp', text(msg.timestamp), 'type', text(msg.message_type))
+        end
+        redis.call('HSET', key, 'status', stProcessing, 'lease', token)
+        local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+        redis.call('EXPIRE', key, ttl)
+        redis.call('ZADD', processing, deadline, member)
+        claimed[#claimed + 1] = member
+        claimed[#claimed + 1] = attempts
+      end
+    end
+  end
+end
+
+return { nowMs, 0, claimed, timedOut, rejected, duplicates }

@@ -1,0 +1,23 @@
+-- The canonical inbox score, the same formula as src/priority.ts:
+--   2^52 + (priority - 1) * 2^50 + (2^50 - 1 - microseconds since 2024-01-01)
+-- Strict priority, then oldest first, highest score runs first. Anything outside
+-- [SCORE_BASE, SCORE_TOP] was scored by someone else.
+local SCORE_BASE = 4503599627370496
+local SCORE_BAND = 1125899906842624
+local SCORE_TOP = 9007199254740991
+local SCORE_EPOCH_US = 1704067200000000
+-- The same bounds as text: Lua's tostring would round them to 14 digits.
+local SCORE_BASE_TEXT = '4503599627370496'
+local SCORE_TOP_TEXT = '9007199254740991'
+
+local function canonicalScore(priority, timestamp, nowUs)
+  local p = tonumber(priority) or 2
+  p = math.floor(p)
+  if p < 1 then p = 1 elseif p > 4 then p = 4 end
+  local t = tonumber(timestamp)
+  local us = nowUs
+  if t ~= nil then us = math.floor(t * 1000000 + 0.5) end
+  local rel = us - SCORE_EPOCH_US
+  if rel < 0 then rel = 0 elseif rel > SCORE_BAND - 1 then rel = SCORE_BAND - 1 end
+  return SCORE_BASE + (p - 1) * SCORE_BAND + (SCORE_BAND - 1 - rel)
+end

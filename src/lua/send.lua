@@ -1,0 +1,35 @@
+--[[
+  Sends one or more messages to one recipient, atomically: inbox entry, message:<id> hash
+  (status pending + the peers' fields, with a TTL), capped outbox copy, then one
+  PUBLISH channel:<recipient> new_message:<id of the last message>.
+
+  KEYS[1]  queue:<recipient>:inbox
+  KEYS[2]  queue:<sender>:outbox
+  KEYS[3]  status:<recipient>            (read: is it a redactor inbox?)
+  KEYS[3+i] message:<id of message i>
+
+  ARGV[1]  message hash TTL, seconds
+  ARGV[2]  outbox cap (0 = no outbox copy)
+  ARGV[3]  channel to publish on
+  ARGV[4]  status of a new message (lifecycle initial state)
+  then per message i, 8 values starting at ARGV[5 + (i-1)*8]:
+    member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
+    canonical score, wire score
+
+  Returns the number of messages sent.
+]]
+-- @include enqueue
+
+local ttl = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local canonical = isCanonicalInbox(KEYS[3])
+local n = (#ARGV - 4) / 8
+local lastId
+for i = 1, n do
+  local a = 5 + (i - 1) * 8
+  enqueue(KEYS[1], KEYS[3 + i], KEYS[2], canonical, ttl, cap, ARGV[4],
+    ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  lastId = ARGV[a + 1]
+end
+if lastId then redis.call('PUBLISH', ARGV[3], 'new_message:' .. lastId) end
+return n

@@ -1,0 +1,63 @@
+/**
+ * Loads the Lua commands in `src/lua/` once per connection and calls them by SHA. A server
+ * that forgot its scripts (restart, SCRIPT FLUSH, failover) answers NOSCRIPT; the script is
+ * then loaded again and the call repeated once.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+
+/** The Lua commands, one `.lua` file each. */
+export type ScriptName = "send" | "claim" | "finish";
+
+const SCRIPT_NAMES: readonly ScriptName[] = ["send", "claim", "finish"];
+
+function readLua(name: string): string {
+  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
+}
+
+/** A script's source with its `-- @include name` lines replaced by `lua/includes/name.lua`. */
+export function scriptSource(name: ScriptName): string {
+  return readLua(name).replace(/^-- @include (\w+)$/gm, (_, include: string) =>
+    readLua(`includes/${include}`),
+  );
+}
+
+interface LoadedScript {
+  source: string;
+  sha: string;
+}
+
+const loaded = new Map<ScriptName, LoadedScript>();
+
+function script(name: ScriptName): LoadedScript {
+  let entry = loaded.get(name);
+  if (!entry) {
+    const source = scriptSource(name);
+    entry = { source, sha: createHash("sha1").update(source).digest("hex") };
+    loaded.set(name, entry);
+  }
+  return entry;
+}
+
+/** Calls the Lua commands on one connection. */
+export class Scripts {
+  constructor(private readonly redis: Redis) {}
+
+  /** Loads every script into the server's cache (once at start; `run` reloads on NOSCRIPT). */
+  async load(): Promise<void> {
+    await Promise.all(SCRIPT_NAMES.map((name) => this.redis.script("LOAD", script(name).source)));
+  }
+
+  /** Runs one script by SHA. */
+  async run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    const { sha, source } = script(name);
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      await this.redis.script("LOAD", source);
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    }
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * The actor system: one per process (or per app id). It owns two Redis connections (commands
+ * and a subscriber), the heartbeat, the wake-up paths, the asks in flight, and the actors it
+ * spawned. Messages sent from outside any actor carry the system's own `appId`, whose inbox the
+ * system serves itself: that is where every `ask` reply arrives.
+ */
+import { hostname } from "node:os";
+import { Redis, type RedisOptions } from "ioredis";
+import { type Logger, pino } from "pino";
+import type { ActorDefinition, ActorRef, AskOptions, MessageSpec, Protocol, TellOptions } from "./actor.js";
+import { PendingAsks } from "./asks.js";
+import { ActorCell, type CellHost } from "./cell.js";
+import { decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
+import { DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
+import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
+import type { MessageStatus } from "./lifecycle.js";
+import { Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
+import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
+import { monotonicMicros, Priority } from "./priority.js";
+import { type ChildSpec, isSupervisorSpec, type SupervisorRef, type SupervisorSpec } from "./supervisor.js";
+import { Wakeups } from "./wakeups.js";
+
+/** Options of `createSystem`. */
+export interface SystemOptions extends MailboxOptions {
+  /** This process's app id: the sender of messages from outside any actor, and the inbox of replies. */
+  appId: string;
+  /**
+   * Redis URL (`redis://`, `rediss://` for TLS, with user and password if needed) or ioredis options.
+   * @default process.env.REDIS_URL, else "redis://127.0.0.1:6379"
+   */
+  redis?: string | RedisOptions;
+  /**
+   * Key layout.
+   * @default {} (the peers' layout, WIRE.md)
+   */
+  keyspace?: KeyspaceOptions;
+  /**
+   * Where logs go.
+   * @default a pino logger at level process.env.REDACTOR_LOG_LEVEL, else "info"
+   */
+  logger?: Logger;
+  /**
+   * How many messages an actor claims per round trip.
+   * @default 64
+   */
+  claimBatch?: number;
+  /**
+   * How often this process refreshes its heartbeat, ms; it is stale after three periods.
+   * @default 2000
+   */
+  heartbeatMs?: number;
+  /**
+   * How often idle inboxes are checked for messages that came without a PUBLISH, ms.
+   * @default 1000
+   */
+  sweepMs?: number;
+  /**
+   * Default `ask` timeout, ms.
+   * @default 5000
+   */
+  askTimeoutMs?: number;
+  /**
+   * How long `shutdown` lets handlers in flight finish, ms.
+   * @default 10000
+   */
+  shutdownTimeoutMs?: number;
+}
+
+/** Options of `broadcast`. */
+export interface BroadcastOptions {
+  /** @default Priority.NORMAL */
+  priority?: Priority;
+}
+
+/** A running actor system. */
+export interface ActorSystem {
+  /** The system's own app id. */
+  readonly appId: string;
+  /** Unique name of this process's system, used for its heartbeat and leases. */
+  readonly nodeId: string;
+  /** The system's logger. */
+  readonly log: Logger;
+  /** Starts an actor (after its `setup`) and returns a ref to it. */
+  spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
+  /** Starts a supervisor and its children, in order. */
+  spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
+  /** Stops one local actor: its message in hand finishes, the rest of its claim goes back. */
+  stop(id: string): Promise<void>;
+  /** A ref to any app id; messages through it are sent as the system's appId. */
+  ref<P extends Protocol<P> = Record<string, MessageSpec>>(id: string): ActorRef<P>;
+  /** Publishes a message on `channel:broadcast` to every actor that handles its type. */
+  broadcast(type: string, payload: unknown, options?: BroadcastOptions): Promise<void>;
+  /** The status of a message (`get_message_status`), or null when unknown or expired. */
+  messageStatus(id: string): Promise<MessageStatus | null>;
+  /** The presence of an app, or null when it never announced itself. */
+  status(app: string): Promise<AppStatus | null>;
+  /** App ids that are online now (SCAN, heartbeat checked). */
+  listOnline(): Promise<string[]>;
+  /** Ids of the actors running in this system. */
+  actorIds(): string[];
+  /** Stops every actor (handlers in flight may finish), marks them offline, closes connections. */
+  shutdown(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+function redisFrom(option: string | RedisOptions | undefined): { client: Redis; where: string } {
+  const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: null };
+  if (typeof option === "object") {
+    return {
+      client: new Redis({ ...base, ...option }),
+      where: `${option.host ?? "127.0.0.1"}:${option.port ?? 6379}`,
+    };
+  }
+  const url = option ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  return { client: new Redis(url, base), where: url.replace(/\/\/[^@/]*@/, "//***@") };
+}
+
+class Ref implements ActorRef {
+  constructor(
+    private readonly system: RedactorSystem,
+    private readonly sender: string,
+    readonly id: string,
+  ) {}
+
+  tell(type: string, payload: unknown, options?: TellOptions): Promise<string> {
+    return this.system.tellAs(this.sender, this.id, type, payload, options);
+  }
+
+  ask(type: string, payload: unknown, options?: AskOptions): Promise<never> {
+    return this.system.ask(this.id, type, payload, options) as Promise<never>;
+  }
+}
+
+class RedactorSystem implements ActorSystem, CellHost {
+  readonly nodeId: string;
+  readonly keys: Keyspace;
+  readonly mailbox: Mailbox;
+  readonly log: Logger;
+  readonly claimBatch: number;
+  private readonly asks = new PendingAsks();
+  private readonly presence: Presence;
+  private readonly wakeups: Wakeups;
+  private readonly cells = new Map<string, ActorCell>();
+  private systemCell: ActorCell | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly askTimeoutMs: number;
+  private readonly shutdownTimeoutMs: number;
+
+  constructor(
+    readonly appId: string,
+    private readonly cmd: Redis,
+    private readonly sub: Redis,
+    options: SystemOptions,
+  ) {
+    this.nodeId = `${appId}@${hostname()}:${process.pid}:${newMessageId().slice(0, 8)}`;
+    this.keys = new Keyspace(options.keyspace);
+    this.mailbox = new Mailbox(cmd, this.keys, mailboxConfig(options));
+    this.log = options.logger ?? pino({ name: "redactor", level: process.env.REDACTOR_LOG_LEVEL ?? "info" });
+    this.claimBatch = options.claimBatch ?? 64;
+    this.askTimeoutMs = options.askTimeoutMs ?? 5000;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    this.presence = new Presence(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000);
+    this.wakeups = new Wakeups(sub, cmd, this.keys, options.sweepMs ?? 1000, (text) =>
+      this.onBroadcast(text),
+    );
+  }
+
+  get system(): ActorSystem {
+    return this;
+  }
+
+  async start(): Promise<void> {
+    await this.mailbox.load();
+    await this.presence.start();
+    await this.wakeups.start();
+    await this.startSystemCell();
+  }
+
+  refFrom(sender: string, target: string): ActorRef {
+    return new Ref(this, sender, target);
+  }
+
+  ref<P extends Protocol<P> = Record<string, MessageSpec>>(id: string): ActorRef<P> {
+    return new Ref(this, this.appId, id) as unknown as ActorRef<P>;
+  }
+
+  private envelope(
+    sender: string,
+    recipient: string,
+    type: string,
+    payload: unknown,
+    priority: Priority,
+    timeoutMs: number | undefined,
+    id: string,
+  ): Envelope {
+    return {
+      id,
+      sender,
+      recipient,
+      message_type: type,
+      payload,
+      priority,
+      timestamp: monotonicMicros() / 1e6,
+      reply_to: null,
+      timeout: timeoutMs === undefined ? null : Math.max(1, Math.ceil(timeoutMs / 1000)),
+    };
+  }
+
+  async tellAs(
+    sender: string,
+    recipient: string,
+    type: string,
+    payload: unknown,
+    options: TellOptions = {},
+  ): Promise<string> {
+    if (this.stopping) throw new SystemStoppedError(`send "${type}" to "${recipient}"`);
+    const env = this.envelope(
+      sender,
+      recipient,
+      type,
+      payload,
+      options.priority ?? Priority.NORMAL,
+      options.timeoutMs,
+      options.id ?? newMessageId(),
+    );
+    await this.mailbox.send([this.mailbox.encode(env)]);
+    return env.id;
+  }
+
+  async ask(recipient: string, type: string, payload: unknown, options: AskOptions = {}): Promise<unknown> {
+    if (this.stopping) throw new SystemStoppedError(`ask "${type}" of "${recipient}"`);
+    const timeoutMs = options.timeoutMs ?? this.askTimeoutMs;
+    const env = this.envelope(
+      this.appId,
+      recipient,
+      type,
+      payload,
+      options.priority ?? Priority.NORMAL,
+      timeoutMs,
+      newMessageId(),
+    );
+    const encoded = this.mailbox.encode(env);
+    const reply = this.asks.wait(env.id, recipient, type, timeoutMs, options.match);
+    try {
+      await this.mailbox.send([encoded]);
+    } catch (err) {
+      this.asks.fail(env.id, err as Error);
+    }
+    return reply;
+  }
+
+  async broadcast(type: string, payload: unknown, options: BroadcastOptions = {}): Promise<void> {
+    if (this.stopping) throw new SystemStoppedError(`broadcast "${type}"`);
+    const env = this.envelope(
+      this.appId,
+      "broadcast",
+      type,
+      payload,
+      options.priority ?? Priority.NORMAL,
+      undefined,
+      newMessageId(),
+    );
+    await this.cmd.publish(this.keys.broadcastChannel(), encodeEnvelope(env));
+  }
+
+  private onBroadcast(text: string): void {
+    let message: Envelope;
+    try {
+      message = decodeEnvelope(text);
+    } catch (err) {
+      this.log.debug({ error: (err as Error).message }, "ignored a broadcast that is not a message");
+      return;
+    }
+    for (const cell of this.cells.values()) {
+      if (cell.definition.broadcasts?.includes(message.message_type)) cell.deliverBroadcast(message);
+    }
+  }
+
+  spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
+  spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
+  async spawn(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
+    if (this.stopping) throw new SystemStoppedError(`spawn "${spec.id}"`);
+    if (isSupervisorSpec(spec)) return this.spawnSupervisor(spec);
+    await this.startCell(spec);
+    return this.ref(spec.id);
+  }
+
+  private async spawnSupervisor(spec: SupervisorSpec): Promise<SupervisorRef> {
+    const started: SupervisorRef[] = [];
+    const actorIds: string[] = [];
+    try {
+      for (const child of spec.children) {
+        if (isSupervisorSpec(child)) {
+          const nested = await this.spawnSupervisor(child);
+          started.push(nested);
+          actorIds.push(...nested.actorIds);
+        } else {
+          await this.startCell(child);
+          actorIds.push(child.id);
+          started.push({ id: child.id, actorIds: [child.id], stop: () => this.stop(child.id) });
+        }
+      }
+    } catch (err) {
+      for (const child of started.reverse()) await child.stop();
+      throw err;
+    }
+    return {
+      id: spec.id,
+      actorIds,
+      stop: async () => {
+        for (const child of [...started].reverse()) await child.stop();
+      },
+    };
+  }
+
+  /** The system's own inbox, served for ask replies while no user actor has the system's id. */
+  private async startSystemCell(): Promise<void> {
+    const cell = new ActorCell(this, { id: this.appId, handlers: {} }, (m) => this.asks.offer(m));
+    await cell.start();
+    this.systemCell = cell;
+    this.wakeups.watch(this.appId, cell);
+    await this.presence.online(this.appId);
+  }
+
+  private async startCell(definition: ActorDefinition): Promise<void> {
+    const { id } = definition;
+    if (this.cells.has(id)) throw new DuplicateActorError(id);
+    const isSystemInbox = id === this.appId;
+    // An actor with the system's own id takes over its inbox; ask replies are still taken first.
+    const cell = new ActorCell(this, definition, isSystemInbox ? (m) => this.asks.offer(m) : undefined);
+    this.cells.set(id, cell);
+    try {
+      if (isSystemInbox) {
+        await this.systemCell?.stop(Date.now() + this.shutdownTimeoutMs);
+        this.systemCell = undefined;
+      }
+      await cell.start();
+    } catch (err) {
+      this.cells.delete(id);
+      if (isSystemInbox) await this.startSystemCell();
+      throw err;
+    }
+    this.wakeups.watch(id, cell);
+    await this.presence.online(id);
+  }
+
+  async stop(id: string): Promise<void> {
+    const cell = this.cells.get(id);
+    if (!cell) return;
+    this.cells.delete(id);
+    await cell.stop(Date.now() + this.shutdownTimeoutMs);
+    if (id === this.appId && !this.stopping) {
+      await this.startSystemCell();
+      return;
+    }
+    this.wakeups.unwatch(id);
+    await this.presence.offline(id);
+  }
+
+  actorIds(): string[] {
+    return [...this.cells.keys()];
+  }
+
+  async messageStatus(id: string): Promise<MessageStatus | null> {
+    return (await this.cmd.hget(this.keys.message(id), "status")) as MessageStatus | null;
+  }
+
+  status(app: string): Promise<AppStatus | null> {
+    return readStatus(this.cmd, this.keys, app);
+  }
+
+  async listOnline(): Promise<string[]> {
+    return (await scanStatuses(this.cmd, this.keys)).filter((s) => s.online).map((s) => s.app);
+  }
+
+  shutdown(): Promise<void> {
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<void> {
+    const deadline = Date.now() + this.shutdownTimeoutMs;
+    const cells = [...this.cells.values()].reverse();
+    await Promise.all(cells.map((cell) => cell.stop(deadline)));
+    this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
+    await this.systemCell?.stop(deadline);
+    this.wakeups.stop();
+    try {
+      const pipeline = this.cmd.pipeline();
+      for (const id of new Set([...this.cells.keys(), this.appId])) {
+        pipeline.hset(this.keys.status(id), { status: "offline", last_seen: (Date.now() / 1000).toFixed(3) });
+      }
+      await pipeline.exec();
+      await this.presence.stop();
+    } catch (err) {
+      this.log.warn({ err }, "could not mark actors offline at shutdown; their heartbeat will go stale");
+    }
+    this.cells.clear();
+    this.sub.disconnect();
+    await this.cmd.quit().catch(() => this.cmd.disconnect());
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+/** Connects to Redis and starts an actor system. */
+export async function createSystem(options: SystemOptions): Promise<ActorSystem> {
+  const { client: cmd, where } = redisFrom(options.redis);
+  cmd.on("error", () => {
+    // ioredis reconnects by itself; failures surface on the commands that need the connection.
+  });
+  try {
+    await cmd.connect();
+  } catch (err) {
+    cmd.disconnect();
+    throw new RedisUnavailableError(
+      `cannot reach Redis at ${where} (${(err as Error).message}); start redis-server or set REDIS_URL`,
+    );
+  }
+  const sub = cmd.duplicate();
+  sub.on("error", () => {});
+  await sub.connect();
+  const system = new RedactorSystem(options.appId, cmd, sub, options);
+  try {
+    await system.start();
+  } catch (err) {
+    sub.disconnect();
+    cmd.disconnect();
+    throw err;
+  }
+  return system;
+}

@@ -1,0 +1,141 @@
+/**
+ * Wake-ups. One subscriber connection per system carries the `channel:<app>` of every local
+ * actor plus `channel:broadcast`. Pub/sub is only a hint, so two more paths guarantee that a
+ * message is noticed: after any reconnect every local inbox is checked at once, and a sweep
+ * finds inboxes that filled without a PUBLISH (a peer's bare ZADD). The sweep is one EXISTS
+ * over the inboxes of the actors that are idle, so an idle process sends one command per
+ * interval whatever its number of actors; only when that finds something does it ask which.
+ */
+import type { Redis } from "ioredis";
+import type { Keyspace } from "./keyspace.js";
+
+/** An actor as the wake-up paths see it. */
+export interface Wakeable {
+  /** Claim and run what is in the inbox. */
+  wake(): void;
+  /** True while it is not draining its inbox, the only time a sweep needs to look. */
+  readonly idle: boolean;
+}
+
+/** Routes wake-ups and broadcasts for the actors of one system. */
+export class Wakeups {
+  private readonly actors = new Map<string, Wakeable>();
+  private readonly byChannel = new Map<string, string>();
+  private readonly toSubscribe = new Set<string>();
+  private readonly toUnsubscribe = new Set<string>();
+  private flushScheduled = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private readonly onBroadcast: (text: string) => void;
+
+  constructor(
+    private readonly sub: Redis,
+    private readonly cmd: Redis,
+    private readonly keys: Keyspace,
+    private readonly sweepMs: number,
+    onBroadcast: (text: string) => void,
+  ) {
+    this.onBroadcast = onBroadcast;
+  }
+
+  /** Subscribes to the broadcast channel and starts the sweep. */
+  async start(): Promise<void> {
+    this.sub.on("message", (channel: string, text: string) => {
+      if (channel === this.keys.broadcastChannel()) {
+        this.onBroadcast(text);
+        return;
+      }
+      const app = this.byChannel.get(channel);
+      if (app !== undefined) this.actors.get(app)?.wake();
+    });
+    // Messages may have arrived while a connection was down: look at every inbox at once.
+    let subReady = false;
+    this.sub.on("ready", () => {
+      if (subReady) this.wakeAll();
+      subReady = true;
+    });
+    let cmdReady = this.cmd.status === "ready";
+    this.cmd.on("ready", () => {
+      if (cmdReady) this.wakeAll();
+      cmdReady = true;
+    });
+    await this.sub.subscribe(this.keys.broadcastChannel());
+    this.sweepTimer = setInterval(() => void this.sweep(), this.sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops the sweep. */
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  /** Starts waking `actor` for messages to `app`. */
+  watch(app: string, actor: Wakeable): void {
+    this.actors.set(app, actor);
+    const channel = this.keys.channel(app);
+    this.byChannel.set(channel, app);
+    this.toUnsubscribe.delete(channel);
+    this.toSubscribe.add(channel);
+    this.scheduleFlush();
+  }
+
+  /** Stops waking anything for `app`. */
+  unwatch(app: string): void {
+    this.actors.delete(app);
+    const channel = this.keys.channel(app);
+    this.byChannel.delete(channel);
+    this.toSubscribe.delete(channel);
+    this.toUnsubscribe.add(channel);
+    this.scheduleFlush();
+  }
+
+  /** Wakes every local actor. */
+  wakeAll(): void {
+    for (const actor of this.actors.values()) actor.wake();
+  }
+
+  /** Sends the (un)subscriptions of this tick as one command each. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      if (this.toSubscribe.size > 0) {
+        const channels = [...this.toSubscribe];
+        this.toSubscribe.clear();
+        this.sub.subscribe(...channels).catch(() => {
+          // ioredis re-subscribes on reconnect; the sweep covers the gap.
+        });
+      }
+      if (this.toUnsubscribe.size > 0) {
+        const channels = [...this.toUnsubscribe];
+        this.toUnsubscribe.clear();
+        this.sub.unsubscribe(...channels).catch(() => {});
+      }
+    });
+  }
+
+  /** Finds idle actors whose inbox is not empty and wakes them. */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.cmd.status !== "ready") return;
+    this.sweeping = true;
+    try {
+      const idle: string[] = [];
+      for (const [app, actor] of this.actors) if (actor.idle) idle.push(app);
+      if (idle.length === 0) return;
+      const inboxes = idle.map((app) => this.keys.inbox(app));
+      if ((await this.cmd.exists(...inboxes)) === 0) return;
+      const pipeline = this.cmd.pipeline();
+      for (const key of inboxes) pipeline.exists(key);
+      const results = (await pipeline.exec()) ?? [];
+      results.forEach(([, found], i) => {
+        if (found === 1) this.actors.get(idle[i] as string)?.wake();
+      });
+    } catch {
+      // Connection trouble: the reconnect path wakes everything.
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}
