@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { ActorContext, ActorDefinition, ActorRef, SetupContext } from "./actor.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
+import type { SystemEventEmitter } from "./events.js";
 import type { ClaimedMessage, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
 import { canonicalScore, isPriority, monotonicMicros, Priority } from "./priority.js";
 import { validate } from "./schema.js";
@@ -20,6 +21,7 @@ export interface CellHost {
   readonly log: Logger;
   readonly nodeId: string;
   readonly claimBatch: number;
+  readonly events: SystemEventEmitter;
   /** A ref to `target` whose messages are sent as `sender`. */
   refFrom(sender: string, target: string): ActorRef;
 }
@@ -230,40 +232,56 @@ export class ActorCell implements Wakeable {
     };
   }
 
+  /** Ends a message as failed and dead-lettered, with a log line and an event. */
+  private deadLetter(base: Omit<FinishRecord, "event">, type: string, reason: string, error: string): void {
+    this.log.warn({ msgId: base.id, type, reason }, error);
+    this.host.events.emit("message.failed", {
+      actor: this.id,
+      id: base.id,
+      type,
+      error,
+      reason,
+      deadLettered: true,
+    });
+    this.finish({ ...base, event: "FAIL", error, deadReason: reason });
+  }
+
   private async handle(claimed: ClaimedMessage, offsetMs: number): Promise<void> {
     const { member, attempts } = claimed;
-    const base = { member, token: this.token, attempts };
     let message: Envelope;
     try {
       message = decodeEnvelope(member);
     } catch (err) {
-      const id = looseId(member);
-      const error = (err as Error).message;
-      this.log.warn({ msgId: id, error }, "invalid message moved to the dead letters");
-      this.finish({ ...base, id, event: "FAIL", error, deadReason: "invalid-envelope" });
+      const base = { id: looseId(member), member, token: this.token, attempts };
+      this.deadLetter(base, "", "invalid-envelope", (err as Error).message);
       return;
     }
     const { id, message_type: type } = message;
+    const base = { id, member, token: this.token, attempts };
     if (message.timeout !== null && (message.timestamp + message.timeout) * 1000 < Date.now() + offsetMs) {
       this.log.warn({ msgId: id, type }, "message deadline passed before it started; marked timeout");
-      this.finish({ ...base, id, event: "EXPIRE", error: "deadline passed before start" });
+      this.host.events.emit("message.timeout", { actor: this.id, id });
+      this.finish({ ...base, event: "EXPIRE", error: "deadline passed before start" });
       return;
     }
     if (this.intercept?.(message)) {
-      this.finish({ ...base, id, event: "COMPLETE" });
+      this.finish({ ...base, event: "COMPLETE" });
       return;
     }
     const handler = this.definition.handlers[type];
     if (!handler) {
       if (message.reply_to !== null) {
         this.log.debug({ msgId: id, type, replyTo: message.reply_to }, "late or unexpected reply dropped");
-        this.finish({ ...base, id, event: "COMPLETE" });
+        this.finish({ ...base, event: "COMPLETE" });
         return;
       }
       const known = Object.keys(this.definition.handlers).join(", ") || "none";
-      const error = `no handler for message type "${type}" in actor "${this.id}" (handles: ${known})`;
-      this.log.warn({ msgId: id, type }, error);
-      this.finish({ ...base, id, event: "FAIL", error, deadReason: "unknown-type" });
+      this.deadLetter(
+        base,
+        type,
+        "unknown-type",
+        `no handler for "${type}" in actor "${this.id}" (handles: ${known})`,
+      );
       return;
     }
     let payload = message.payload;
@@ -271,20 +289,32 @@ export class ActorCell implements Wakeable {
     if (schema) {
       const outcome = await validate(schema, payload);
       if (!outcome.ok) {
-        const error = `payload of "${type}" fails its schema: ${outcome.error}`;
-        this.log.warn({ msgId: id, type }, error);
-        this.finish({ ...base, id, event: "FAIL", error, deadReason: "invalid-payload" });
+        this.deadLetter(
+          base,
+          type,
+          "invalid-payload",
+          `payload of "${type}" fails its schema: ${outcome.error}`,
+        );
         return;
       }
       payload = outcome.value;
     }
+    const started = performance.now();
     let result: unknown;
     try {
       result = await handler(payload as never, this.context(message) as never);
     } catch (err) {
       const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       this.log.error({ msgId: id, type, err }, "handler failed");
-      this.finish({ ...base, id, event: "FAIL", error, deadReason: "handler-error" });
+      this.host.events.emit("message.failed", {
+        actor: this.id,
+        id,
+        type,
+        error,
+        reason: "handler-error",
+        deadLettered: true,
+      });
+      this.finish({ ...base, event: "FAIL", error, deadReason: "handler-error" });
       return;
     }
     let reply: EncodedMessage | undefined;
@@ -302,13 +332,17 @@ export class ActorCell implements Wakeable {
           timeout: null,
         });
       } catch (err) {
-        const error = `reply could not be sent: ${(err as Error).message}`;
-        this.log.error({ msgId: id, type }, error);
-        this.finish({ ...base, id, event: "FAIL", error, deadReason: "reply-error" });
+        this.deadLetter(base, type, "reply-error", `reply could not be sent: ${(err as Error).message}`);
         return;
       }
     }
-    this.finish({ ...base, id, event: "COMPLETE", reply });
+    this.host.events.emit("message.completed", {
+      actor: this.id,
+      id,
+      type,
+      durationMs: performance.now() - started,
+    });
+    this.finish({ ...base, event: "COMPLETE", reply });
   }
 
   /** Buffers an outcome; writes at once when it carries a reply or the buffer is old. */

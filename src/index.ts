@@ -27,6 +27,7 @@ export {
   RedisUnavailableError,
   SystemStoppedError,
 } from "./errors.js";
+export { SystemEventEmitter, type SystemEventName, type SystemEvents } from "./events.js";
 export { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 export {
   type LifecycleEvent,

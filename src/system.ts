@@ -11,7 +11,8 @@ import type { ActorDefinition, ActorRef, AskOptions, MessageSpec, Protocol, Tell
 import { PendingAsks } from "./asks.js";
 import { ActorCell, type CellHost } from "./cell.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
-import { DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
+import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
+import { SystemEventEmitter } from "./events.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
 import { Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
@@ -80,6 +81,8 @@ export interface ActorSystem {
   readonly nodeId: string;
   /** The system's logger. */
   readonly log: Logger;
+  /** Typed events: messages sent, claimed, completed, failed …, asks, actors. */
+  readonly events: SystemEventEmitter;
   /** Starts an actor (after its `setup`) and returns a ref to it. */
   spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
   /** Starts a supervisor and its children, in order. */
@@ -137,6 +140,9 @@ class RedactorSystem implements ActorSystem, CellHost {
   readonly mailbox: Mailbox;
   readonly log: Logger;
   readonly claimBatch: number;
+  readonly events = new SystemEventEmitter((err, event) =>
+    this.log.error({ err, event }, "an event listener threw; fix the listener"),
+  );
   private readonly asks = new PendingAsks();
   private readonly presence: Presence;
   private readonly wakeups: Wakeups;
@@ -224,6 +230,7 @@ class RedactorSystem implements ActorSystem, CellHost {
       options.id ?? newMessageId(),
     );
     await this.mailbox.send([this.mailbox.encode(env)]);
+    this.emitSent(env);
     return env.id;
   }
 
@@ -240,13 +247,30 @@ class RedactorSystem implements ActorSystem, CellHost {
       newMessageId(),
     );
     const encoded = this.mailbox.encode(env);
+    const started = performance.now();
     const reply = this.asks.wait(env.id, recipient, type, timeoutMs, options.match);
     try {
       await this.mailbox.send([encoded]);
+      this.emitSent(env);
     } catch (err) {
       this.asks.fail(env.id, err as Error);
     }
-    return reply;
+    return reply.then(
+      (payload) => {
+        this.events.emit("ask.replied", { recipient, type, latencyMs: performance.now() - started });
+        return payload;
+      },
+      (err: unknown) => {
+        if (err instanceof AskTimeoutError) this.events.emit("ask.timeout", { recipient, type, timeoutMs });
+        throw err;
+      },
+    );
+  }
+
+  private emitSent(env: Envelope): void {
+    if (!this.events.has("message.sent")) return;
+    const { id, sender, recipient, message_type: type, priority } = env;
+    this.events.emit("message.sent", { id, sender, recipient, type, priority });
   }
 
   async broadcast(type: string, payload: unknown, options: BroadcastOptions = {}): Promise<void> {
@@ -342,6 +366,7 @@ class RedactorSystem implements ActorSystem, CellHost {
     }
     this.wakeups.watch(id, cell);
     await this.presence.online(id);
+    this.events.emit("actor.started", { actor: id });
   }
 
   async stop(id: string): Promise<void> {
@@ -349,6 +374,7 @@ class RedactorSystem implements ActorSystem, CellHost {
     if (!cell) return;
     this.cells.delete(id);
     await cell.stop(Date.now() + this.shutdownTimeoutMs);
+    this.events.emit("actor.stopped", { actor: id, reason: "stop" });
     if (id === this.appId && !this.stopping) {
       await this.startSystemCell();
       return;
