@@ -28,7 +28,8 @@ export type AskableType<P> = { [K in keyof P]: P[K] extends { reply: unknown } ?
   string;
 
 /** What a handler of `K` returns: its reply, or nothing for a tell-only type. */
-export type HandlerResult<P, K extends keyof P> = P[K] extends { reply: infer R } ? R : undefined;
+// biome-ignore lint/suspicious/noConfusingVoidType: a tell-only handler may be any function returning nothing
+export type HandlerResult<P, K extends keyof P> = P[K] extends { reply: infer R } ? R : void;
 
 /** Options of `tell`. */
 export interface TellOptions {

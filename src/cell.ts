@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { ActorContext, ActorDefinition, ActorRef, SetupContext } from "./actor.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
 import type { SystemEventEmitter } from "./events.js";
-import type { ClaimedMessage, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
+import type { ClaimedMessage, ClaimResult, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
 import { canonicalScore, isPriority, monotonicMicros, Priority } from "./priority.js";
 import { validate } from "./schema.js";
 import type { ActorSystem } from "./system.js";
@@ -158,15 +158,7 @@ export class ActorCell implements Wakeable {
           const batch = this.definition.claimBatch ?? this.host.claimBatch;
           const result = await this.host.mailbox.claim(this.id, batch, this.token);
           const offsetMs = result.nowMs - Date.now();
-          for (const id of result.timedOut) {
-            this.log.warn({ msgId: id }, "message deadline passed before it started; marked timeout");
-          }
-          if (result.rejected > 0) {
-            this.log.warn(
-              { count: result.rejected },
-              "malformed or oversized messages moved to the dead letters",
-            );
-          }
+          this.reportClaim(result);
           const claimed = result.claimed;
           for (let i = 0; i < claimed.length; i++) {
             const message = claimed[i] as ClaimedMessage;
@@ -189,6 +181,20 @@ export class ActorCell implements Wakeable {
       this.log.error({ err }, "claiming failed; retrying in 1 s");
       this.retryTimer = setTimeout(() => this.wake(), 1000);
       this.retryTimer.unref();
+    }
+  }
+
+  private reportClaim(result: ClaimResult): void {
+    const events = this.host.events;
+    if (result.claimed.length > 0)
+      events.emit("message.claimed", { actor: this.id, count: result.claimed.length });
+    for (const id of result.timedOut) {
+      this.log.warn({ msgId: id }, "message deadline passed before it started; marked timeout");
+      events.emit("message.timeout", { actor: this.id, id });
+    }
+    if (result.rejected > 0) {
+      this.log.warn({ count: result.rejected }, "malformed or oversized messages moved to the dead letters");
+      events.emit("message.rejected", { actor: this.id, count: result.rejected });
     }
   }
 
