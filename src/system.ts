@@ -106,8 +106,16 @@ export interface ActorSystem {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-function redisFrom(option: string | RedisOptions | undefined): { client: Redis; where: string } {
-  const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: null };
+function redisFrom(
+  option: string | RedisOptions | undefined,
+  appId: string,
+): { client: Redis; where: string } {
+  // Named connections let operators tell a system's two connections apart in CLIENT LIST.
+  const base: RedisOptions = {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    connectionName: `redactor:${appId}`,
+  };
   if (typeof option === "object") {
     return {
       client: new Redis({ ...base, ...option }),
@@ -433,7 +441,7 @@ class RedactorSystem implements ActorSystem, CellHost {
 
 /** Connects to Redis and starts an actor system. */
 export async function createSystem(options: SystemOptions): Promise<ActorSystem> {
-  const { client: cmd, where } = redisFrom(options.redis);
+  const { client: cmd, where } = redisFrom(options.redis, options.appId);
   cmd.on("error", () => {
     // ioredis reconnects by itself; failures surface on the commands that need the connection.
   });
@@ -445,7 +453,7 @@ export async function createSystem(options: SystemOptions): Promise<ActorSystem>
       `cannot reach Redis at ${where} (${(err as Error).message}); start redis-server or set REDIS_URL`,
     );
   }
-  const sub = cmd.duplicate();
+  const sub = cmd.duplicate({ connectionName: `redactor:${options.appId}:sub` });
   sub.on("error", () => {});
   await sub.connect();
   const system = new RedactorSystem(options.appId, cmd, sub, options);

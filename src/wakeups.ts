@@ -49,16 +49,13 @@ export class Wakeups {
       if (app !== undefined) this.actors.get(app)?.wake();
     });
     // Messages may have arrived while a connection was down: look at every inbox at once.
-    let subReady = false;
-    this.sub.on("ready", () => {
-      if (subReady) this.wakeAll();
-      subReady = true;
-    });
-    let cmdReady = this.cmd.status === "ready";
-    this.cmd.on("ready", () => {
-      if (cmdReady) this.wakeAll();
-      cmdReady = true;
-    });
+    for (const connection of [this.sub, this.cmd]) {
+      let connectedBefore = connection.status === "ready";
+      connection.on("ready", () => {
+        if (connectedBefore) this.wakeAll();
+        connectedBefore = true;
+      });
+    }
     await this.sub.subscribe(this.keys.broadcastChannel());
     this.sweepTimer = setInterval(() => void this.sweep(), this.sweepMs);
     this.sweepTimer.unref();

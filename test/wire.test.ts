@@ -6,7 +6,7 @@ import type { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { defineActor, Priority } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
-import { useSystems, waitFor } from "./harness/system.js";
+import { useSystems, waitFor, waitForValue } from "./harness/system.js";
 
 const redis = useRedis();
 const newSystem = useSystems(redis);
@@ -77,8 +77,7 @@ describe("wire protocol", () => {
       timeout: null,
     };
     await peerSend(peer, request);
-    let reply: Record<string, unknown> | null = null;
-    await waitFor(async () => (reply = await peerPop(peer, peerId)) !== null, 5000, "the reply");
+    const reply = await waitForValue(() => peerPop(peer, peerId), 5000, "the reply");
     expect(reply).toMatchObject({
       sender: fcId,
       recipient: peerId,
@@ -90,7 +89,7 @@ describe("wire protocol", () => {
     });
     await waitFor(async () => (await system.messageStatus(request.id)) === "completed", 5000, "completed");
     // The reply's metadata hash follows the peers' layout and expires.
-    const replyId = (reply as unknown as { id: string }).id;
+    const replyId = reply.id as string;
     expect(await peer.hgetall(`message:${replyId}`)).toMatchObject({
       status: "pending",
       sender: fcId,
@@ -147,9 +146,11 @@ describe("wire protocol", () => {
       },
     );
     // The C++ peer: pops the request, replies command_response, priority 3, reply_to unset.
-    let request: Record<string, unknown> | null = null;
-    await waitFor(async () => (request = await peerPop(peer, fcId)) !== null, 5000, "the request");
-    const req = request as unknown as { id: string; sender: string; timeout: number };
+    const req = (await waitForValue(() => peerPop(peer, fcId), 5000, "the request")) as {
+      id: string;
+      sender: string;
+      timeout: number;
+    };
     expect(req.sender).toBe(system.appId);
     expect(req.timeout).toBe(5);
     await peerSend(peer, {

@@ -44,3 +44,62 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Resolves with the first non-null value `get` returns, polling; rejects after `timeoutMs`. */
+export async function waitForValue<T>(
+  get: () => Promise<T | null>,
+  timeoutMs = 5000,
+  what = "a value",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await get();
+    if (value !== null) return value;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A test fixture running in its own OS process (tsx), with its output kept. */
+export interface ChildWorker {
+  readonly child: import("node:child_process").ChildProcess;
+  output(): string;
+  /** Sends `signal` and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `test/fixtures/<name>.ts` in a new process and waits until it prints "ready". */
+export async function startWorker(
+  name: string,
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<ChildWorker> {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const script = fileURLToPath(new URL(`../fixtures/${name}.ts`, import.meta.url));
+  // `node --import tsx`, not the tsx binary: one process, so a signal reaches the worker itself.
+  const child = spawn(process.execPath, ["--import", "tsx", script], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d) => {
+    out += d;
+  });
+  child.stderr?.on("data", (d) => {
+    out += d;
+  });
+  const worker: ChildWorker = {
+    child,
+    output: () => out,
+    async kill(signal: NodeJS.Signals = "SIGKILL") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill(signal);
+      await exited;
+    },
+  };
+  await waitFor(() => out.includes("ready") || child.exitCode !== null, timeoutMs, `${name} to start`);
+  if (!out.includes("ready")) throw new Error(`${name} exited early: ${out}`);
+  return worker;
+}
