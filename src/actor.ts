@@ -3,6 +3,7 @@
  * payload and, for requests, its reply; every `tell`, `ask` and handler is typed from it.
  */
 import type { Logger } from "pino";
+import type { BackoffOptions } from "./backoff.js";
 import type { Envelope } from "./envelope.js";
 import type { Priority } from "./priority.js";
 import type { StandardSchemaV1 } from "./schema.js";
@@ -102,9 +103,33 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
   state: S;
   /** The envelope of the message being handled. */
   message: Envelope;
+  /** How many times this message has been delivered, this time included. */
+  attempt: number;
   /** A ref to another app that sends as this actor (sender = this actor's id). */
   ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
+  /**
+   * Renews the lease on this message (and the rest of the claimed batch) now. The runtime
+   * already renews it every third of the lease while a handler runs; call this before a long
+   * blocking step if you want to be sure.
+   */
+  extendLease(): Promise<void>;
 }
+
+/**
+ * What happens to an actor whose handler throws (the message itself is retried up to
+ * `maxAttempts`, then dead-lettered, whatever the directive):
+ * - `restart`: the actor crashes and its supervisor restarts it (fresh `setup` state);
+ * - `resume`: the actor keeps its state and goes on with the next message;
+ * - `stop`: the actor stops and is not restarted;
+ * - `escalate`: its supervisor fails, and its own supervisor handles that.
+ */
+export type FailureDirective = "restart" | "resume" | "stop" | "escalate";
+
+/**
+ * When a supervisor restarts a child that ended: `permanent` always, `transient` only after
+ * a crash, `temporary` never.
+ */
+export type RestartType = "permanent" | "transient" | "temporary";
 
 /** A handler of message type `K`. */
 export type Handler<P extends Protocol<P>, K extends keyof P, S> = (
@@ -141,6 +166,27 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
    * @default the system's claimBatch (64)
    */
   claimBatch?: number;
+  /**
+   * What a handler's exception does to the actor (see FailureDirective).
+   * @default "restart"
+   */
+  onFailure?: FailureDirective;
+  /**
+   * How many times a message is delivered before it is dead-lettered, counting deliveries
+   * that a dying process never finished.
+   * @default 3
+   */
+  maxAttempts?: number;
+  /**
+   * Delay before a failed message is delivered again.
+   * @default { minMs: 100, maxMs: 10000, factor: 2, jitter: 0.2 }
+   */
+  retryBackoff?: BackoffOptions;
+  /**
+   * When its supervisor restarts it after it ended.
+   * @default "permanent"
+   */
+  restart?: RestartType;
 }
 
 /**

@@ -2,15 +2,19 @@
  * A running incarnation of an actor: it claims from the actor's inbox, runs one message at a
  * time through the handlers, and writes each outcome back as a lifecycle event. Outcomes are
  * buffered briefly and written in one script call (a reply is written at once), so a fast
- * actor pays about one round trip per claimed batch, not per message.
+ * actor pays about one round trip per claimed batch, not per message. While it holds claimed
+ * messages it keeps their leases alive. A handler's exception follows the actor's failure
+ * directive: the cell may end itself and report the crash to its supervisor.
  */
 import type { Logger } from "pino";
-import type { ActorContext, ActorDefinition, ActorRef, SetupContext } from "./actor.js";
+import type { ActorContext, ActorDefinition, ActorRef, FailureDirective, SetupContext } from "./actor.js";
+import { backoffDelay } from "./backoff.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
 import type { SystemEventEmitter } from "./events.js";
 import type { ClaimedMessage, ClaimResult, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
 import { canonicalScore, isPriority, monotonicMicros, Priority } from "./priority.js";
 import { validate } from "./schema.js";
+import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
 import type { Wakeable } from "./wakeups.js";
 
@@ -24,6 +28,8 @@ export interface CellHost {
   readonly events: SystemEventEmitter;
   /** A ref to `target` whose messages are sent as `sender`. */
   refFrom(sender: string, target: string): ActorRef;
+  /** Wakes whichever cell serves `app` after `delayMs` (a retry comes due). */
+  wakeLater(app: string, delayMs: number): void;
 }
 
 /** Where a cell is in its life. */
@@ -31,6 +37,12 @@ export type CellState = "starting" | "running" | "stopping" | "stopped";
 
 /** Outcomes older than this are written without waiting for the rest of the batch. */
 const FINISH_LINGER_MS = 5;
+
+/** A handler's exception that ends this incarnation. */
+interface Crash {
+  directive: Exclude<FailureDirective, "resume">;
+  error: Error;
+}
 
 let incarnations = 0;
 
@@ -56,7 +68,11 @@ function requeueScore(member: string): number {
   }
 }
 
-/** One running actor. */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** One running incarnation of an actor. */
 export class ActorCell implements Wakeable {
   state: CellState = "starting";
   readonly id: string;
@@ -67,18 +83,27 @@ export class ActorCell implements Wakeable {
   private draining: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private readonly broadcasts: Envelope[] = [];
   private buffered: FinishRecord[] = [];
   private bufferedSince = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private readonly writes = new Set<Promise<void>>();
-  /** The message being handled and its lease, for a stop that cannot wait. */
-  private current: ClaimedMessage | undefined;
+  /** The claimed batch and how far into it the cell is: what it holds leases on. */
+  private batch: ClaimedMessage[] = [];
+  private position = 0;
 
   constructor(
     private readonly host: CellHost,
     readonly definition: ActorDefinition,
-    /** Offered each message first; true means it was consumed (ask replies). */
-    private readonly intercept?: (message: Envelope) => boolean,
+    private readonly options: {
+      /** Offered each message first; true means it was consumed (ask replies). */
+      intercept?: (message: Envelope) => boolean;
+      /** Called once when a handler's failure ends this incarnation. */
+      onExit?: (reason: ExitReason) => void;
+      /** Lease length, ms; renewed every third of it. */
+      leaseMs: number;
+    },
   ) {
     this.id = definition.id;
     incarnations += 1;
@@ -101,6 +126,8 @@ export class ActorCell implements Wakeable {
     };
     this.actorState = this.definition.setup ? await this.definition.setup(setupCtx) : undefined;
     this.state = "running";
+    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.options.leaseMs / 3));
+    this.leaseTimer.unref();
     this.wake();
   }
 
@@ -136,52 +163,61 @@ export class ActorCell implements Wakeable {
         draining.then(() => false),
         new Promise<boolean>((r) => setTimeout(() => r(true), Math.max(0, deadlineMs - Date.now())).unref()),
       ]);
-      if (timedOut && this.current) {
-        this.log.warn(
-          { msgId: looseId(this.current.member) },
-          "handler still running at stop; message released",
-        );
-        this.finish(this.releaseRecord(this.current));
+      if (timedOut) {
+        // The handler is still running; hand its message (and any rest of the batch) back now.
+        for (const held of this.batch.slice(this.position)) {
+          this.log.warn({ msgId: held.id }, "handler still running at stop; message released");
+          this.finish(this.releaseRecord(held));
+        }
+        this.batch = [];
       }
     }
+    clearInterval(this.leaseTimer);
     await this.flush();
     this.state = "stopped";
   }
 
   private async drain(): Promise<void> {
+    let crash: Crash | undefined;
     try {
       do {
         this.again = false;
         this.runBroadcasts();
         let more = true;
-        while (more && this.state === "running") {
-          const batch = this.definition.claimBatch ?? this.host.claimBatch;
-          const result = await this.host.mailbox.claim(this.id, batch, this.token);
+        while (more && this.state === "running" && !crash) {
+          const size = this.definition.claimBatch ?? this.host.claimBatch;
+          const result = await this.host.mailbox.claim(this.id, size, this.token);
           const offsetMs = result.nowMs - Date.now();
           this.reportClaim(result);
-          const claimed = result.claimed;
-          for (let i = 0; i < claimed.length; i++) {
-            const message = claimed[i] as ClaimedMessage;
-            if (this.state !== "running") {
-              for (const rest of claimed.slice(i)) this.finish(this.releaseRecord(rest));
-              break;
-            }
-            this.current = message;
-            await this.handle(message, offsetMs);
-            this.current = undefined;
+          this.batch = result.claimed;
+          for (this.position = 0; this.position < this.batch.length; this.position++) {
+            if (this.state !== "running" || crash) break;
+            crash = await this.handle(this.batch[this.position] as ClaimedMessage, offsetMs);
             if (this.broadcasts.length > 0) this.runBroadcasts();
           }
+          // Whatever is left of the batch was not started: it goes back at once.
+          for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
+          this.batch = [];
           await this.flush();
-          const seen = claimed.length + result.timedOut.length + result.rejected + result.duplicates;
-          more = result.more || seen >= batch;
+          const seen = result.claimed.length + result.timedOut.length + result.rejected + result.duplicates;
+          more = result.more || seen >= size;
         }
-      } while (this.again && this.state === "running");
+      } while (this.again && this.state === "running" && !crash);
     } catch (err) {
-      this.current = undefined;
       this.log.error({ err }, "claiming failed; retrying in 1 s");
       this.retryTimer = setTimeout(() => this.wake(), 1000);
       this.retryTimer.unref();
     }
+    if (crash && this.state === "running") await this.end(crash);
+  }
+
+  /** Ends this incarnation after a handler failure and tells the supervisor. */
+  private async end(crash: Crash): Promise<void> {
+    this.state = "stopped";
+    clearInterval(this.leaseTimer);
+    await this.flush();
+    const kind = crash.directive === "restart" ? "crash" : crash.directive;
+    this.options.onExit?.({ kind, error: crash.error });
   }
 
   private reportClaim(result: ClaimResult): void {
@@ -198,13 +234,24 @@ export class ActorCell implements Wakeable {
     }
   }
 
+  /** Renews the leases of every message this cell still holds. */
+  private async extendLeases(): Promise<void> {
+    const held = this.batch.slice(this.position);
+    if (held.length === 0) return;
+    try {
+      await this.host.mailbox.extend(this.id, this.token, held);
+    } catch (err) {
+      this.log.warn({ err }, "could not renew leases; they may expire and the messages run again");
+    }
+  }
+
   private runBroadcasts(): void {
     while (this.broadcasts.length > 0) {
       const message = this.broadcasts.shift() as Envelope;
       const handler = this.definition.handlers[message.message_type];
       if (!handler) continue;
       Promise.resolve()
-        .then(() => handler(message.payload, this.context(message)))
+        .then(() => handler(message.payload, this.context(message, 1)))
         .catch((err: unknown) =>
           this.log.error({ err, type: message.message_type }, "broadcast handler failed"),
         );
@@ -213,7 +260,7 @@ export class ActorCell implements Wakeable {
 
   private releaseRecord(message: ClaimedMessage): FinishRecord {
     return {
-      id: looseId(message.member),
+      id: message.id,
       member: message.member,
       token: this.token,
       event: "RELEASE",
@@ -222,7 +269,7 @@ export class ActorCell implements Wakeable {
     };
   }
 
-  private context(message: Envelope): ActorContext<never, unknown> {
+  private context(message: Envelope, attempt: number): ActorContext<never, unknown> {
     const cell = this;
     let log: Logger | undefined;
     return {
@@ -230,11 +277,13 @@ export class ActorCell implements Wakeable {
       self: this.self as never,
       system: this.host.system,
       message,
+      attempt,
       get log() {
         log ??= cell.log.child({ msgId: message.id, type: message.message_type });
         return log;
       },
       ref: (id: string) => this.host.refFrom(this.id, id) as never,
+      extendLease: () => this.extendLeases(),
     };
   }
 
@@ -252,26 +301,32 @@ export class ActorCell implements Wakeable {
     this.finish({ ...base, event: "FAIL", error, deadReason: reason });
   }
 
-  private async handle(claimed: ClaimedMessage, offsetMs: number): Promise<void> {
-    const { member, attempts } = claimed;
+  /** Runs one message; returns a Crash when the handler's failure ends this incarnation. */
+  private async handle(claimed: ClaimedMessage, offsetMs: number): Promise<Crash | undefined> {
+    const { member, attempts, id } = claimed;
+    const base = { id, member, token: this.token, attempts };
     let message: Envelope;
     try {
       message = decodeEnvelope(member);
     } catch (err) {
-      const base = { id: looseId(member), member, token: this.token, attempts };
       this.deadLetter(base, "", "invalid-envelope", (err as Error).message);
       return;
     }
-    const { id, message_type: type } = message;
-    const base = { id, member, token: this.token, attempts };
+    const type = message.message_type;
     if (message.timeout !== null && (message.timestamp + message.timeout) * 1000 < Date.now() + offsetMs) {
       this.log.warn({ msgId: id, type }, "message deadline passed before it started; marked timeout");
       this.host.events.emit("message.timeout", { actor: this.id, id });
       this.finish({ ...base, event: "EXPIRE", error: "deadline passed before start" });
       return;
     }
-    if (this.intercept?.(message)) {
+    if (this.options.intercept?.(message)) {
       this.finish({ ...base, event: "COMPLETE" });
+      return;
+    }
+    const maxAttempts = this.definition.maxAttempts ?? 3;
+    if (attempts > maxAttempts) {
+      const error = `delivered ${attempts} times, more than maxAttempts (${maxAttempts}): its consumer kept dying`;
+      this.deadLetter(base, type, "attempts-exhausted", error);
       return;
     }
     const handler = this.definition.handlers[type];
@@ -308,20 +363,9 @@ export class ActorCell implements Wakeable {
     const started = performance.now();
     let result: unknown;
     try {
-      result = await handler(payload as never, this.context(message) as never);
+      result = await handler(payload as never, this.context(message, attempts) as never);
     } catch (err) {
-      const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      this.log.error({ msgId: id, type, err }, "handler failed");
-      this.host.events.emit("message.failed", {
-        actor: this.id,
-        id,
-        type,
-        error,
-        reason: "handler-error",
-        deadLettered: true,
-      });
-      this.finish({ ...base, event: "FAIL", error, deadReason: "handler-error" });
-      return;
+      return this.handlerFailed(base, type, asError(err), offsetMs);
     }
     let reply: EncodedMessage | undefined;
     if (result !== undefined) {
@@ -351,23 +395,65 @@ export class ActorCell implements Wakeable {
     this.finish({ ...base, event: "COMPLETE", reply });
   }
 
-  /** Buffers an outcome; writes at once when it carries a reply or the buffer is old. */
+  /** A handler threw: retry the message later or dead-letter it, then apply the directive. */
+  private handlerFailed(
+    base: Omit<FinishRecord, "event">,
+    type: string,
+    err: Error,
+    offsetMs: number,
+  ): Crash | undefined {
+    const error = `${err.name}: ${err.message}`;
+    const maxAttempts = this.definition.maxAttempts ?? 3;
+    const directive = this.definition.onFailure ?? "restart";
+    const retry = base.attempts < maxAttempts;
+    this.log.error(
+      { msgId: base.id, type, err, attempt: base.attempts, maxAttempts, directive },
+      "handler failed",
+    );
+    if (retry) {
+      const delayMs = backoffDelay(this.definition.retryBackoff ?? {}, base.attempts);
+      this.host.events.emit("message.failed", {
+        actor: this.id,
+        id: base.id,
+        type,
+        error,
+        reason: "handler-error",
+        deadLettered: false,
+      });
+      this.finish({ ...base, event: "RETRY", error, retryAtMs: Date.now() + offsetMs + delayMs });
+      this.host.wakeLater(this.id, delayMs);
+    } else {
+      this.deadLetter(base, type, "handler-error", error);
+    }
+    return directive === "resume" ? undefined : { directive, error: err };
+  }
+
+  /**
+   * Buffers an outcome; writes at once when it carries a reply or the buffer is old, else
+   * within FINISH_LINGER_MS even if the next handler is slow.
+   */
   private finish(record: FinishRecord): void {
     if (this.buffered.length === 0) this.bufferedSince = Date.now();
     this.buffered.push(record);
-    if (record.reply || Date.now() - this.bufferedSince >= FINISH_LINGER_MS) void this.write();
+    if (record.reply || Date.now() - this.bufferedSince >= FINISH_LINGER_MS) {
+      void this.write();
+      return;
+    }
+    this.lingerTimer ??= setTimeout(() => void this.write(), FINISH_LINGER_MS);
   }
 
   private write(): Promise<void> {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
     if (this.buffered.length === 0) return Promise.resolve();
     const records = this.buffered;
     this.buffered = [];
     const write = this.host.mailbox
       .finish(this.id, records)
       .then((written) => {
-        written.forEach((ok, i) => {
+        for (const [i, ok] of written.entries()) {
           if (!ok) this.log.warn({ msgId: records[i]?.id }, "lease lost before the outcome was written");
-        });
+        }
       })
       .catch((err: unknown) => {
         // The leases expire and the messages are delivered again: at least once.

@@ -33,8 +33,14 @@ export interface SystemEvents {
   "ask.timeout": { recipient: string; type: string; timeoutMs: number };
   /** An actor incarnation started. */
   "actor.started": { actor: string };
-  /** An actor stopped. */
+  /** An actor incarnation ended: `stop` (on purpose), `crash`, or a handler's directive. */
   "actor.stopped": { actor: string; reason: string };
+  /** A supervisor is restarting an actor after `delayMs`; `attempt` counts restarts in its window. */
+  "actor.restarted": { actor: string; supervisor: string; reason: string; attempt: number; delayMs: number };
+  /** A supervisor gave up (restart intensity exceeded, or an escalation) and stopped its children. */
+  "supervisor.failed": { supervisor: string; error: string };
+  /** The root supervisor failed: the system is shutting down. */
+  "system.failed": { error: string };
 }
 
 /** Names of the events. */

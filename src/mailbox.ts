@@ -48,6 +48,8 @@ export interface ClaimedMessage {
   member: string;
   /** How many times it has been claimed, this time included. */
   attempts: number;
+  /** Its id (the claim checked it has one). */
+  id: string;
 }
 
 /** What one `claim` call did. */
@@ -77,8 +79,10 @@ export interface FinishRecord {
   error?: string;
   /** Dead-letter it with this reason. */
   deadReason?: string;
-  /** Put it back in the inbox at this score (RETRY, RELEASE). */
+  /** Put it back in the inbox at this score (RELEASE). */
   requeueScore?: number;
+  /** RETRY: it waits in processing, unleased, until this time (ms, Redis clock), then returns. */
+  retryAtMs?: number;
   /** Sent in the same atomic step. */
   reply?: EncodedMessage;
 }
@@ -145,10 +149,13 @@ export class Mailbox {
     ];
   }
 
-  /** Sends messages that share one sender and one recipient, atomically. */
-  async send(messages: readonly EncodedMessage[]): Promise<void> {
+  /**
+   * Sends messages that share one sender and one recipient, atomically; returns how many were
+   * sent (a message whose id is already pending, processing or completed is not sent again).
+   */
+  async send(messages: readonly EncodedMessage[]): Promise<number> {
     const first = messages[0];
-    if (!first) return;
+    if (!first) return 0;
     const { sender, recipient } = first.envelope;
     const keys = [this.keys.inbox(recipient), this.keys.outbox(sender), this.keys.status(recipient)];
     const args: (string | number)[] = [
@@ -156,12 +163,14 @@ export class Mailbox {
       this.config.outboxCap,
       this.keys.channel(recipient),
       STATUS.pending,
+      // A message id already waiting, running or done is not sent again.
+      `${STATUS.pending} ${STATUS.processing} ${STATUS.completed}`,
     ];
     for (const m of messages) {
       keys.push(this.keys.message(m.envelope.id));
       args.push(...this.sendArgs(m));
     }
-    await this.scripts.run("send", keys, args);
+    return Number(await this.scripts.run("send", keys, args));
   }
 
   /** Claims up to `max` messages of `app` under a lease named `token`. */
@@ -186,8 +195,8 @@ export class Mailbox {
     )) as [number, number, (string | number)[], string[], number, number];
     const flat = raw[2];
     const claimed: ClaimedMessage[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
-      claimed.push({ member: String(flat[i]), attempts: Number(flat[i + 1]) });
+    for (let i = 0; i < flat.length; i += 3) {
+      claimed.push({ member: String(flat[i]), attempts: Number(flat[i + 1]), id: String(flat[i + 2]) });
     }
     return {
       nowMs: Number(raw[0]),
@@ -214,6 +223,7 @@ export class Mailbox {
         r.error ?? "",
         r.deadReason ?? "",
         r.requeueScore === undefined ? "" : String(r.requeueScore),
+        r.retryAtMs === undefined ? "" : String(Math.round(r.retryAtMs)),
         r.attempts,
         r.event === "RELEASE" ? 1 : 0,
         r.reply ? "1" : "0",
@@ -231,5 +241,27 @@ export class Mailbox {
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];
     return result.map((n) => n === 1);
+  }
+
+  /** Extends the leases of messages still held under `token`; returns how many were extended. */
+  async extend(app: string, token: string, held: readonly { id: string; member: string }[]): Promise<number> {
+    if (held.length === 0) return 0;
+    const args: (string | number)[] = [this.keys.messagePrefix(), token, this.config.leaseMs];
+    for (const h of held) args.push(h.id, h.member);
+    return Number(await this.scripts.run("extend", [this.keys.processing(app)], args));
+  }
+
+  /**
+   * Returns to the inbox what sits in `app`'s processing set with an expired lease or a lease
+   * held by a dead process; returns how many.
+   */
+  async recover(app: string): Promise<number> {
+    return Number(
+      await this.scripts.run(
+        "recover",
+        [this.keys.inbox(app), this.keys.processing(app)],
+        [this.keys.messagePrefix(), this.keys.heartbeat(""), STATUS.released, CLAIM_REPAIR_BATCH],
+      ),
+    );
   }
 }

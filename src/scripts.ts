@@ -8,9 +8,9 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 /** The Lua commands, one `.lua` file each. */
-export type ScriptName = "send" | "claim" | "finish";
+export type ScriptName = "send" | "claim" | "finish" | "extend" | "recover";
 
-const SCRIPT_NAMES: readonly ScriptName[] = ["send", "claim", "finish"];
+const SCRIPT_NAMES: readonly ScriptName[] = ["send", "claim", "finish", "extend", "recover"];
 
 function readLua(name: string): string {
   return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");

@@ -1,9 +1,14 @@
 /**
- * Supervisors group actors under a restart policy. This version starts its children in order
- * and stops them in reverse order; restarting crashed children is not implemented yet, so the
- * strategy and intensity settings are recorded but not acted upon.
+ * Supervision, with OTP's meaning. A supervisor starts its children in order and stops them in
+ * reverse order. When a child crashes it restarts it (one_for_one), all children
+ * (one_for_all), or it and the children started after it (rest_for_one), after an
+ * exponential backoff. More than `maxRestarts` restarts within `withinMs` means the trouble is
+ * not going away: the supervisor stops its children and fails, and its own supervisor decides.
+ * The system's root supervisor failing stops the system.
  */
-import type { ActorDefinition } from "./actor.js";
+import type { ActorDefinition, RestartType } from "./actor.js";
+import { type BackoffOptions, backoffDelay } from "./backoff.js";
+import { RedactorError } from "./errors.js";
 
 /** OTP restart strategies. */
 export type SupervisorStrategy = "one_for_one" | "one_for_all" | "rest_for_one";
@@ -21,7 +26,7 @@ export interface SupervisorOptions {
    */
   strategy?: SupervisorStrategy;
   /**
-   * More than this many restarts within `withinMs` gives up and escalates.
+   * More than this many restarts within `withinMs` stops the children and fails the supervisor.
    * @default 3
    */
   maxRestarts?: number;
@@ -30,11 +35,21 @@ export interface SupervisorOptions {
    * @default 5000
    */
   withinMs?: number;
+  /**
+   * Delay before a restart; it grows with the restarts inside the window.
+   * @default { minMs: 100, maxMs: 10000, factor: 2, jitter: 0.2 }
+   */
+  backoff?: BackoffOptions;
+  /**
+   * When its own supervisor restarts it after it failed.
+   * @default "permanent"
+   */
+  restart?: RestartType;
   /** Started in order, stopped in reverse order. */
   children: ChildSpec[];
 }
 
-/** A supervisor specification, spawned with `system.spawn`. */
+/** A supervisor specification, spawned with `system.spawn` or nested in another. */
 export interface SupervisorSpec extends Required<SupervisorOptions> {
   readonly kind: "supervisor";
 }
@@ -42,9 +57,9 @@ export interface SupervisorSpec extends Required<SupervisorOptions> {
 /** A running supervisor. */
 export interface SupervisorRef {
   readonly id: string;
-  /** Ids of the actors under it, in start order, nested supervisors flattened. */
+  /** Ids of the actors under it now, in start order, nested supervisors flattened. */
   readonly actorIds: readonly string[];
-  /** Stops its children in reverse order. */
+  /** Stops its children in reverse order; it is not restarted. */
   stop(): Promise<void>;
 }
 
@@ -56,6 +71,8 @@ export function supervisor(options: SupervisorOptions): SupervisorSpec {
     strategy: options.strategy ?? "one_for_one",
     maxRestarts: options.maxRestarts ?? 3,
     withinMs: options.withinMs ?? 5000,
+    backoff: options.backoff ?? {},
+    restart: options.restart ?? "permanent",
     children: options.children,
   };
 }
@@ -63,4 +80,217 @@ export function supervisor(options: SupervisorOptions): SupervisorSpec {
 /** True when `spec` is a supervisor rather than an actor. */
 export function isSupervisorSpec(spec: ChildSpec): spec is SupervisorSpec {
   return (spec as { kind?: string }).kind === "supervisor";
+}
+
+/** A supervisor gave up: too many restarts in too little time. */
+export class RestartIntensityError extends RedactorError {
+  override name = "RestartIntensityError";
+  constructor(
+    readonly supervisorId: string,
+    readonly restarts: number,
+    readonly withinMs: number,
+    override readonly cause: Error,
+  ) {
+    super(
+      `supervisor "${supervisorId}" gave up after ${restarts} restarts within ${withinMs} ms ` +
+        `(last: ${cause.message}); fix the failing actor or raise maxRestarts / withinMs`,
+    );
+  }
+}
+
+/** Why a child ended on its own. */
+export type ExitReason =
+  /** It crashed (handler failure with directive restart, or setup failed): restart it. */
+  | { kind: "crash"; error: Error }
+  /** It asked to stop (directive stop): remove it, never restart it. */
+  | { kind: "stop"; error: Error }
+  /** Its failure is its supervisor's failure (directive escalate). */
+  | { kind: "escalate"; error: Error };
+
+/** Something a supervisor supervises. */
+export interface Child {
+  readonly id: string;
+  readonly restartType: RestartType;
+  /** The actors under it now. */
+  readonly actorIds: string[];
+  /** Starts a fresh incarnation. */
+  start(): Promise<void>;
+  /** Stops it on purpose (no exit is reported). */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** Whoever a supervisor reports its own end to. */
+export interface ExitListener {
+  childExited(child: Child, reason: ExitReason): void;
+}
+
+/** What supervision needs from the system. */
+export interface SupervisionHost {
+  /** Builds the runtime of an actor child, reporting its own end to `parent`. */
+  actorChild(definition: ActorDefinition, parent: ExitListener): Child;
+  /** How long a stop may let handlers finish, ms. */
+  readonly shutdownTimeoutMs: number;
+  /** Observability. */
+  restarted(info: {
+    actor: string;
+    supervisor: string;
+    reason: string;
+    attempt: number;
+    delayMs: number;
+  }): void;
+  supervisorFailed(info: { supervisor: string; error: Error }): void;
+}
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+/** A running supervisor. */
+export class SupervisorRuntime implements Child, ExitListener {
+  readonly id: string;
+  readonly restartType: RestartType;
+  private children: Child[] = [];
+  private restarts: number[] = [];
+  private state: "idle" | "running" | "stopping" | "failed" = "idle";
+  /** Exits are handled one at a time, in order. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly host: SupervisionHost,
+    readonly spec: SupervisorSpec,
+    private readonly parent: ExitListener,
+  ) {
+    this.id = spec.id;
+    this.restartType = spec.restart;
+  }
+
+  get actorIds(): string[] {
+    return this.children.flatMap((c) => c.actorIds);
+  }
+
+  /** Direct children, in start order. */
+  get childList(): readonly Child[] {
+    return this.children;
+  }
+
+  private build(spec: ChildSpec): Child {
+    return isSupervisorSpec(spec)
+      ? new SupervisorRuntime(this.host, spec, this)
+      : this.host.actorChild(spec, this);
+  }
+
+  /** Starts the children in order; if one fails to start, stops those started, in reverse. */
+  async start(): Promise<void> {
+    this.children = [];
+    this.restarts = [];
+    this.state = "running";
+    try {
+      for (const spec of this.spec.children) await this.add(spec);
+    } catch (err) {
+      await this.stop(Date.now() + this.host.shutdownTimeoutMs);
+      throw err;
+    }
+  }
+
+  /** Starts one more child, after the others. */
+  async add(spec: ChildSpec): Promise<Child> {
+    const child = this.build(spec);
+    await child.start();
+    this.children.push(child);
+    return child;
+  }
+
+  /** Stops one child on purpose and forgets it. */
+  async remove(child: Child): Promise<void> {
+    this.children = this.children.filter((c) => c !== child);
+    await child.stop(Date.now() + this.host.shutdownTimeoutMs);
+  }
+
+  /** Stops the children in reverse start order. */
+  async stop(deadlineMs: number): Promise<void> {
+    if (this.state === "running") this.state = "stopping";
+    for (const child of [...this.children].reverse()) await child.stop(deadlineMs);
+  }
+
+  /** The supervisor of actor `id` in this tree and the child that runs it, if any. */
+  find(id: string): { supervisor: SupervisorRuntime; child: Child } | undefined {
+    for (const child of this.children) {
+      if (child instanceof SupervisorRuntime) {
+        const found = child.find(id);
+        if (found) return found;
+      } else if (child.id === id) {
+        return { supervisor: this, child };
+      }
+    }
+    return undefined;
+  }
+
+  childExited(child: Child, reason: ExitReason): void {
+    this.queue = this.queue.then(() => this.handleExit(child, reason)).catch(() => {});
+  }
+
+  private async handleExit(child: Child, reason: ExitReason): Promise<void> {
+    if (this.state !== "running" || !this.children.includes(child)) return;
+    if (reason.kind === "escalate") {
+      await this.fail(reason.error);
+      return;
+    }
+    const restart =
+      reason.kind === "crash" && (child.restartType === "permanent" || child.restartType === "transient");
+    if (!restart) {
+      this.children = this.children.filter((c) => c !== child);
+      return;
+    }
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < this.spec.withinMs);
+    this.restarts.push(now);
+    if (this.restarts.length > this.spec.maxRestarts) {
+      await this.fail(
+        new RestartIntensityError(this.id, this.restarts.length - 1, this.spec.withinMs, reason.error),
+      );
+      return;
+    }
+    const index = this.children.indexOf(child);
+    const affected =
+      this.spec.strategy === "one_for_one"
+        ? [child]
+        : this.spec.strategy === "one_for_all"
+          ? [...this.children]
+          : this.children.slice(index);
+    const deadline = Date.now() + this.host.shutdownTimeoutMs;
+    for (const other of [...affected].reverse()) if (other !== child) await other.stop(deadline);
+    const attempt = this.restarts.length;
+    const delayMs = backoffDelay(this.spec.backoff, attempt);
+    for (const c of affected) {
+      for (const id of c.actorIds.length > 0 ? c.actorIds : [c.id]) {
+        this.host.restarted({
+          actor: id,
+          supervisor: this.id,
+          reason: reason.error.message,
+          attempt,
+          delayMs,
+        });
+      }
+    }
+    await sleep(delayMs);
+    for (const c of affected) {
+      if (this.state !== "running") return;
+      try {
+        await c.start();
+      } catch (err) {
+        // A child that cannot start has crashed again: that is one more restart to count.
+        this.childExited(c, { kind: "crash", error: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+  }
+
+  /** Gives up: stops every child and reports the failure upward. */
+  private async fail(error: Error): Promise<void> {
+    this.state = "failed";
+    for (const child of [...this.children].reverse())
+      await child.stop(Date.now() + this.host.shutdownTimeoutMs);
+    this.host.supervisorFailed({ supervisor: this.id, error });
+    this.parent.childExited(this, { kind: "crash", error });
+  }
 }

@@ -18,7 +18,18 @@ import type { MessageStatus } from "./lifecycle.js";
 import { Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
 import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
 import { monotonicMicros, Priority } from "./priority.js";
-import { type ChildSpec, isSupervisorSpec, type SupervisorRef, type SupervisorSpec } from "./supervisor.js";
+import {
+  type Child,
+  type ChildSpec,
+  type ExitListener,
+  type ExitReason,
+  isSupervisorSpec,
+  type SupervisionHost,
+  type SupervisorRef,
+  SupervisorRuntime,
+  type SupervisorSpec,
+  supervisor,
+} from "./supervisor.js";
 import { Wakeups } from "./wakeups.js";
 
 /** Options of `createSystem`. */
@@ -65,6 +76,23 @@ export interface SystemOptions extends MailboxOptions {
    * @default 10000
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Restart intensity of the root supervisor, under which `system.spawn` puts actors and
+   * supervisors; exceeding it stops the system with a `system.failed` event.
+   * @default { maxRestarts: 10, withinMs: 10000 }
+   */
+  rootIntensity?: { maxRestarts: number; withinMs: number };
+  /**
+   * What a send does while Redis is unreachable: `"queue"` waits and sends it once the
+   * connection is back; `"fail"` rejects at once with RedisUnavailableError.
+   * @default "queue"
+   */
+  whenDisconnected?: "queue" | "fail";
+  /**
+   * Shut down gracefully on SIGINT and SIGTERM, then exit the process (for runnable programs).
+   * @default false
+   */
+  handleSignals?: boolean;
 }
 
 /** Options of `broadcast`. */
@@ -101,6 +129,8 @@ export interface ActorSystem {
   listOnline(): Promise<string[]>;
   /** Ids of the actors running in this system. */
   actorIds(): string[];
+  /** Resolves when the system has shut down, for whatever reason (shutdown, root failure). */
+  readonly stopped: Promise<void>;
   /** Stops every actor (handlers in flight may finish), marks them offline, closes connections. */
   shutdown(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -142,7 +172,7 @@ class Ref implements ActorRef {
   }
 }
 
-class RedactorSystem implements ActorSystem, CellHost {
+class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   readonly nodeId: string;
   readonly keys: Keyspace;
   readonly mailbox: Mailbox;
@@ -156,9 +186,15 @@ class RedactorSystem implements ActorSystem, CellHost {
   private readonly wakeups: Wakeups;
   private readonly cells = new Map<string, ActorCell>();
   private systemCell: ActorCell | undefined;
+  private readonly root: SupervisorRuntime;
   private stopping: Promise<void> | undefined;
   private readonly askTimeoutMs: number;
-  private readonly shutdownTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+  private readonly failWhenDisconnected: boolean;
+  private markStopped: () => void = () => {};
+  readonly stopped = new Promise<void>((resolve) => {
+    this.markStopped = resolve;
+  });
 
   constructor(
     readonly appId: string,
@@ -173,10 +209,31 @@ class RedactorSystem implements ActorSystem, CellHost {
     this.claimBatch = options.claimBatch ?? 64;
     this.askTimeoutMs = options.askTimeoutMs ?? 5000;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    this.failWhenDisconnected = options.whenDisconnected === "fail";
     this.presence = new Presence(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000);
-    this.wakeups = new Wakeups(sub, cmd, this.keys, options.sweepMs ?? 1000, (text) =>
-      this.onBroadcast(text),
-    );
+    this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
+      sweepMs: options.sweepMs ?? 1000,
+      onBroadcast: (text) => this.onBroadcast(text),
+      onReconnect: () => void this.reannounce(),
+    });
+    const intensity = options.rootIntensity ?? { maxRestarts: 10, withinMs: 10_000 };
+    this.root = new SupervisorRuntime(this, supervisor({ id: "root", ...intensity, children: [] }), {
+      childExited: (_child, reason) => this.rootFailed(reason.error),
+    });
+  }
+
+  /**
+   * After a reconnect: Redis may have restarted without its data, so write this process's
+   * heartbeat and its actors' presence again.
+   */
+  private async reannounce(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.presence.beat();
+      await Promise.all([...this.cells.keys(), this.appId].map((id) => this.presence.online(id)));
+    } catch (err) {
+      this.log.warn({ err }, "could not re-announce presence after reconnecting");
+    }
   }
 
   get system(): ActorSystem {
@@ -187,6 +244,7 @@ class RedactorSystem implements ActorSystem, CellHost {
     await this.mailbox.load();
     await this.presence.start();
     await this.wakeups.start();
+    await this.root.start();
     await this.startSystemCell();
   }
 
@@ -228,6 +286,7 @@ class RedactorSystem implements ActorSystem, CellHost {
     options: TellOptions = {},
   ): Promise<string> {
     if (this.stopping) throw new SystemStoppedError(`send "${type}" to "${recipient}"`);
+    this.checkConnected(`send "${type}" to "${recipient}"`);
     const env = this.envelope(
       sender,
       recipient,
@@ -244,6 +303,7 @@ class RedactorSystem implements ActorSystem, CellHost {
 
   async ask(recipient: string, type: string, payload: unknown, options: AskOptions = {}): Promise<unknown> {
     if (this.stopping) throw new SystemStoppedError(`ask "${type}" of "${recipient}"`);
+    this.checkConnected(`ask "${type}" of "${recipient}"`);
     const timeoutMs = options.timeoutMs ?? this.askTimeoutMs;
     const env = this.envelope(
       this.appId,
@@ -272,6 +332,15 @@ class RedactorSystem implements ActorSystem, CellHost {
         if (err instanceof AskTimeoutError) this.events.emit("ask.timeout", { recipient, type, timeoutMs });
         throw err;
       },
+    );
+  }
+
+  /** With whenDisconnected "fail", refuses to queue a send while Redis is unreachable. */
+  private checkConnected(what: string): void {
+    if (!this.failWhenDisconnected || this.cmd.status === "ready") return;
+    throw new RedisUnavailableError(
+      `cannot ${what}: the Redis connection is down (${this.cmd.status}) and whenDisconnected is "fail"; ` +
+        'retry later, or use whenDisconnected: "queue" to send once it is back',
     );
   }
 
@@ -312,58 +381,36 @@ class RedactorSystem implements ActorSystem, CellHost {
   spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
   async spawn(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
     if (this.stopping) throw new SystemStoppedError(`spawn "${spec.id}"`);
-    if (isSupervisorSpec(spec)) return this.spawnSupervisor(spec);
-    await this.startCell(spec);
-    return this.ref(spec.id);
-  }
-
-  private async spawnSupervisor(spec: SupervisorSpec): Promise<SupervisorRef> {
-    const started: SupervisorRef[] = [];
-    const actorIds: string[] = [];
-    try {
-      for (const child of spec.children) {
-        if (isSupervisorSpec(child)) {
-          const nested = await this.spawnSupervisor(child);
-          started.push(nested);
-          actorIds.push(...nested.actorIds);
-        } else {
-          await this.startCell(child);
-          actorIds.push(child.id);
-          started.push({ id: child.id, actorIds: [child.id], stop: () => this.stop(child.id) });
-        }
-      }
-    } catch (err) {
-      for (const child of started.reverse()) await child.stop();
-      throw err;
-    }
+    const child = await this.root.add(spec);
+    if (!isSupervisorSpec(spec)) return this.ref(spec.id);
     return {
       id: spec.id,
-      actorIds,
-      stop: async () => {
-        for (const child of [...started].reverse()) await child.stop();
+      get actorIds() {
+        return child.actorIds;
       },
+      stop: () => this.root.remove(child),
     };
   }
 
-  /** The system's own inbox, served for ask replies while no user actor has the system's id. */
-  private async startSystemCell(): Promise<void> {
-    const cell = new ActorCell(this, { id: this.appId, handlers: {} }, (m) => this.asks.offer(m));
-    await cell.start();
-    this.systemCell = cell;
-    this.wakeups.watch(this.appId, cell);
-    await this.presence.online(this.appId);
+  actorChild(definition: ActorDefinition, parent: ExitListener): Child {
+    return new ActorChild(this, definition, parent);
   }
 
-  private async startCell(definition: ActorDefinition): Promise<void> {
+  /** Starts a cell for `definition` and makes it reachable; rejects if its setup fails. */
+  async startCell(definition: ActorDefinition, onExit?: (reason: ExitReason) => void): Promise<ActorCell> {
     const { id } = definition;
     if (this.cells.has(id)) throw new DuplicateActorError(id);
     const isSystemInbox = id === this.appId;
     // An actor with the system's own id takes over its inbox; ask replies are still taken first.
-    const cell = new ActorCell(this, definition, isSystemInbox ? (m) => this.asks.offer(m) : undefined);
+    const cell = new ActorCell(this, definition, {
+      intercept: isSystemInbox ? (m) => this.asks.offer(m) : undefined,
+      onExit,
+      leaseMs: this.mailbox.config.leaseMs,
+    });
     this.cells.set(id, cell);
     try {
-      if (isSystemInbox) {
-        await this.systemCell?.stop(Date.now() + this.shutdownTimeoutMs);
+      if (isSystemInbox && this.systemCell) {
+        await this.systemCell.stop(Date.now() + this.shutdownTimeoutMs);
         this.systemCell = undefined;
       }
       await cell.start();
@@ -375,20 +422,68 @@ class RedactorSystem implements ActorSystem, CellHost {
     this.wakeups.watch(id, cell);
     await this.presence.online(id);
     this.events.emit("actor.started", { actor: id });
+    return cell;
   }
 
-  async stop(id: string): Promise<void> {
-    const cell = this.cells.get(id);
-    if (!cell) return;
-    this.cells.delete(id);
-    await cell.stop(Date.now() + this.shutdownTimeoutMs);
-    this.events.emit("actor.stopped", { actor: id, reason: "stop" });
-    if (id === this.appId && !this.stopping) {
+  /**
+   * Takes a cell out of service (it has stopped or is being stopped): no more wake-ups; its
+   * presence goes offline unless it is about to be restarted.
+   */
+  async retireCell(cell: ActorCell, reason: string, offline: boolean): Promise<void> {
+    if (this.cells.get(cell.id) === cell) this.cells.delete(cell.id);
+    this.wakeups.unwatch(cell.id);
+    this.events.emit("actor.stopped", { actor: cell.id, reason });
+    if (cell.id === this.appId && !this.stopping) {
       await this.startSystemCell();
       return;
     }
-    this.wakeups.unwatch(id);
-    await this.presence.offline(id);
+    // At shutdown every actor is marked offline in one pipeline instead.
+    if (offline && !this.stopping) await this.presence.offline(cell.id).catch(() => {});
+  }
+
+  /** The system's own inbox, served for ask replies while no user actor has the system's id. */
+  private async startSystemCell(): Promise<void> {
+    const cell = new ActorCell(
+      this,
+      { id: this.appId, handlers: {} },
+      { intercept: (m) => this.asks.offer(m), leaseMs: this.mailbox.config.leaseMs },
+    );
+    await cell.start();
+    this.systemCell = cell;
+    this.wakeups.watch(this.appId, cell);
+    await this.presence.online(this.appId);
+  }
+
+  wakeLater(app: string, delayMs: number): void {
+    setTimeout(() => this.wakeups.wake(app), delayMs).unref();
+  }
+
+  restarted(info: {
+    actor: string;
+    supervisor: string;
+    reason: string;
+    attempt: number;
+    delayMs: number;
+  }): void {
+    this.log.warn(info, "restarting actor");
+    this.events.emit("actor.restarted", info);
+  }
+
+  supervisorFailed(info: { supervisor: string; error: Error }): void {
+    this.log.error({ supervisor: info.supervisor, err: info.error }, "supervisor gave up");
+    this.events.emit("supervisor.failed", { supervisor: info.supervisor, error: info.error.message });
+  }
+
+  /** The root supervisor failed: nothing above it can help, so the system stops. */
+  private rootFailed(error: Error): void {
+    this.log.fatal({ err: error }, "root supervisor failed; stopping the system");
+    this.events.emit("system.failed", { error: error.message });
+    void this.shutdown();
+  }
+
+  async stop(id: string): Promise<void> {
+    const found = this.root.find(id);
+    if (found) await found.supervisor.remove(found.child);
   }
 
   actorIds(): string[] {
@@ -414,16 +509,15 @@ class RedactorSystem implements ActorSystem, CellHost {
 
   private async doShutdown(): Promise<void> {
     const deadline = Date.now() + this.shutdownTimeoutMs;
-    const cells = [...this.cells.values()].reverse();
-    await Promise.all(cells.map((cell) => cell.stop(deadline)));
+    const ids = new Set([...this.cells.keys(), this.appId]);
+    await this.root.stop(deadline);
     this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
     await this.systemCell?.stop(deadline);
     this.wakeups.stop();
     try {
       const pipeline = this.cmd.pipeline();
-      for (const id of new Set([...this.cells.keys(), this.appId])) {
-        pipeline.hset(this.keys.status(id), { status: "offline", last_seen: (Date.now() / 1000).toFixed(3) });
-      }
+      const lastSeen = (Date.now() / 1000).toFixed(3);
+      for (const id of ids) pipeline.hset(this.keys.status(id), { status: "offline", last_seen: lastSeen });
       await pipeline.exec();
       await this.presence.stop();
     } catch (err) {
@@ -432,10 +526,53 @@ class RedactorSystem implements ActorSystem, CellHost {
     this.cells.clear();
     this.sub.disconnect();
     await this.cmd.quit().catch(() => this.cmd.disconnect());
+    this.markStopped();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
+  }
+}
+
+/** The supervised slot of one actor: a cell per incarnation. */
+class ActorChild implements Child {
+  readonly id: string;
+  readonly restartType: Child["restartType"];
+  private cell: ActorCell | undefined;
+
+  constructor(
+    private readonly system: RedactorSystem,
+    private readonly definition: ActorDefinition,
+    private readonly parent: ExitListener,
+  ) {
+    this.id = definition.id;
+    this.restartType = definition.restart ?? "permanent";
+  }
+
+  get actorIds(): string[] {
+    return [this.id];
+  }
+
+  async start(): Promise<void> {
+    let cell: ActorCell | undefined;
+    cell = await this.system.startCell(this.definition, (reason) => {
+      if (cell && this.cell === cell) void this.exited(cell, reason);
+    });
+    this.cell = cell;
+  }
+
+  private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {
+    this.cell = undefined;
+    await this.system.retireCell(cell, reason.kind, true);
+    this.parent.childExited(this, reason);
+  }
+
+  async stop(deadlineMs: number): Promise<void> {
+    const cell = this.cell;
+    this.cell = undefined;
+    if (!cell) return;
+    await cell.stop(deadlineMs);
+    await this.system.retireCell(cell, "stop", true);
   }
 }
 
@@ -463,6 +600,14 @@ export async function createSystem(options: SystemOptions): Promise<ActorSystem>
     sub.disconnect();
     cmd.disconnect();
     throw err;
+  }
+  if (options.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      system.log.info({ signal }, "shutting down");
+      void system.shutdown().finally(() => process.exit(0));
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
   }
   return system;
 }

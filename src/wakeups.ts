@@ -5,9 +5,12 @@
  * finds inboxes that filled without a PUBLISH (a peer's bare ZADD). The sweep is one EXISTS
  * over the inboxes of the actors that are idle, so an idle process sends one command per
  * interval whatever its number of actors; only when that finds something does it ask which.
+ * The same sweep returns to the inbox the messages of local actors whose lease expired or
+ * whose holder died, so a crashed process's work comes back even when nothing new arrives.
  */
 import type { Redis } from "ioredis";
 import type { Keyspace } from "./keyspace.js";
+import type { Mailbox } from "./mailbox.js";
 
 /** An actor as the wake-up paths see it. */
 export interface Wakeable {
@@ -26,23 +29,27 @@ export class Wakeups {
   private flushScheduled = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
-  private readonly onBroadcast: (text: string) => void;
 
   constructor(
     private readonly sub: Redis,
     private readonly cmd: Redis,
     private readonly keys: Keyspace,
-    private readonly sweepMs: number,
-    onBroadcast: (text: string) => void,
-  ) {
-    this.onBroadcast = onBroadcast;
-  }
+    private readonly mailbox: Mailbox,
+    private readonly options: {
+      /** Sweep period, ms. */
+      sweepMs: number;
+      /** A text arrived on the broadcast channel. */
+      onBroadcast: (text: string) => void;
+      /** A connection came back after being lost. */
+      onReconnect: () => void;
+    },
+  ) {}
 
   /** Subscribes to the broadcast channel and starts the sweep. */
   async start(): Promise<void> {
     this.sub.on("message", (channel: string, text: string) => {
       if (channel === this.keys.broadcastChannel()) {
-        this.onBroadcast(text);
+        this.options.onBroadcast(text);
         return;
       }
       const app = this.byChannel.get(channel);
@@ -52,12 +59,15 @@ export class Wakeups {
     for (const connection of [this.sub, this.cmd]) {
       let connectedBefore = connection.status === "ready";
       connection.on("ready", () => {
-        if (connectedBefore) this.wakeAll();
+        if (connectedBefore) {
+          this.options.onReconnect();
+          this.wakeAll();
+        }
         connectedBefore = true;
       });
     }
     await this.sub.subscribe(this.keys.broadcastChannel());
-    this.sweepTimer = setInterval(() => void this.sweep(), this.sweepMs);
+    this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();
   }
 
@@ -87,6 +97,11 @@ export class Wakeups {
     this.scheduleFlush();
   }
 
+  /** Wakes the local actor serving `app`, if any. */
+  wake(app: string): void {
+    this.actors.get(app)?.wake();
+  }
+
   /** Wakes every local actor. */
   wakeAll(): void {
     for (const actor of this.actors.values()) actor.wake();
@@ -113,22 +128,34 @@ export class Wakeups {
     });
   }
 
-  /** Finds idle actors whose inbox is not empty and wakes them. */
+  /**
+   * Wakes idle actors whose inbox is not empty, and recovers messages stuck in the processing
+   * set of any local actor (expired lease, dead holder). When nothing is waiting anywhere, and
+   * that is the idle case, this is one EXISTS command.
+   */
   async sweep(): Promise<void> {
     if (this.sweeping || this.cmd.status !== "ready") return;
     this.sweeping = true;
     try {
-      const idle: string[] = [];
-      for (const [app, actor] of this.actors) if (actor.idle) idle.push(app);
-      if (idle.length === 0) return;
-      const inboxes = idle.map((app) => this.keys.inbox(app));
-      if ((await this.cmd.exists(...inboxes)) === 0) return;
+      const apps = [...this.actors.keys()];
+      if (apps.length === 0) return;
+      const inboxes = apps.map((app) => this.keys.inbox(app));
+      const processing = apps.map((app) => this.keys.processing(app));
+      if ((await this.cmd.exists(...inboxes, ...processing)) === 0) return;
       const pipeline = this.cmd.pipeline();
-      for (const key of inboxes) pipeline.exists(key);
-      const results = (await pipeline.exec()) ?? [];
-      results.forEach(([, found], i) => {
-        if (found === 1) this.actors.get(idle[i] as string)?.wake();
-      });
+      for (let i = 0; i < apps.length; i++) {
+        pipeline.exists(inboxes[i] as string);
+        pipeline.exists(processing[i] as string);
+      }
+      const results = ((await pipeline.exec()) ?? []).map(([, found]) => found === 1);
+      await Promise.all(
+        apps.map(async (app, i) => {
+          const hasInbox = results[2 * i];
+          const returned = results[2 * i + 1] ? await this.mailbox.recover(app) : 0;
+          const actor = this.actors.get(app);
+          if (actor?.idle && (hasInbox || returned > 0)) actor.wake();
+        }),
+      );
     } catch {
       // Connection trouble: the reconnect path wakes everything.
     } finally {

@@ -139,6 +139,8 @@ describe("bad input", () => {
     await system.spawn(
       defineActor<{ n: { payload: { n: number } } }>({
         id: app,
+        maxAttempts: 1,
+        onFailure: "resume",
         handlers: {
           n: (p) => {
             if (p.n === 1) throw new RangeError("n must not be 1");

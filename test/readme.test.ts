@@ -50,7 +50,7 @@ describe("README quick start", () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe(
       [
-        "greeter got a note: tell sends and does not wait",
+        "greeter got a note: tell does not wait",
         "hello, Ada (notes so far: 1)",
         "status of the note: completed",
         "",

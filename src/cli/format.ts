@@ -34,14 +34,16 @@ export function parseDuration(text: string, option: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!match) throw new UsageError(`${option} must be a duration like 500ms, 5s, 2m or 1h, got "${text}"`);
   const ms = Number(match[1]) * (UNIT_MS[match[2] ?? "s"] as number);
-  if (!Number.isFinite(ms) || ms <= 0) throw new UsageError(`${option} must be more than zero, got "${text}"`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new UsageError(`${option} must be more than zero, got "${text}"`);
   return ms;
 }
 
 /** Parses a positive integer option. */
 export function parseCount(text: string, option: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${option} must be a whole number ≥ 1, got "${text}"`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`${option} must be a whole number ≥ 1, got "${text}"`);
   return n;
 }
 
@@ -52,7 +54,8 @@ export function shortDuration(ms: number): string {
   if (abs < 60_000) return `${(abs / 1000).toFixed(abs < 10_000 ? 2 : 1)}s`;
   const s = Math.floor(abs / 1000);
   if (abs < 3_600_000) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  if (abs < 86_400_000) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (abs < 86_400_000)
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
   return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, "0")}h`;
 }
 

@@ -22,7 +22,7 @@ function width(text: string): number {
   return [...text].length;
 }
 
-function fit(text: string, max: number | undefined): string {
+function clip(text: string, max: number | undefined): string {
   const oneLine = text.replace(/\s*\n\s*/g, " ");
   if (max === undefined || width(oneLine) <= max) return oneLine;
   return `${[...oneLine].slice(0, Math.max(1, max - 1)).join("")}…`;
@@ -30,8 +30,10 @@ function fit(text: string, max: number | undefined): string {
 
 /** Renders rows under their headers, columns two spaces apart; no trailing spaces. */
 export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
-  const cells = rows.map((row) => columns.map((col, i) => fit(row[i] ?? "", col.max)));
-  const widths = columns.map((col, i) => Math.max(width(col.header), ...cells.map((row) => width(row[i] ?? ""))));
+  const cells = rows.map((row) => columns.map((col, i) => clip(row[i] ?? "", col.max)));
+  const widths = columns.map((col, i) =>
+    Math.max(width(col.header), ...cells.map((row) => width(row[i] ?? ""))),
+  );
   const line = (row: readonly string[]) =>
     row
       .map((cell, i) => {

@@ -28,7 +28,7 @@
 
   Returns { now_ms, more, claimed, timed_out, rejected, duplicates }
     more       1 when foreign scores remain to fix: call again before trusting the order
-    claimed    flat list: member, attempts, member, attempts, …
+    claimed    flat list: member, attempts, id, member, attempts, id, …
     timed_out  ids marked timeout
     rejected   how many members were dead-lettered
     duplicates how many completed ids were dropped
@@ -125,8 +125,8 @@ end
 local claimed, timedOut = {}, {}
 local duplicates = 0
 local deadline = nowMs + leaseMs
-while #claimed < want * 2 do
-  local popped = redis.call('ZPOPMAX', inbox, want - #claimed / 2)
+while #claimed < want * 3 do
+  local popped = redis.call('ZPOPMAX', inbox, want - #claimed / 3)
   if #popped == 0 then break end
   for i = 1, #popped, 2 do
     local member = popped[i]
@@ -154,6 +154,7 @@ while #claimed < want * 2 do
         redis.call('ZADD', processing, deadline, member)
         claimed[#claimed + 1] = member
         claimed[#claimed + 1] = attempts
+        claimed[#claimed + 1] = id
       end
     end
   end

@@ -12,9 +12,10 @@
   ARGV[1]  message hash TTL, seconds
   ARGV[2]  outbox cap (0 = no outbox copy)
   ARGV[3]  status of a new message (for replies)
-  then per record, 10 values:
+  then per record, 11 values:
     id, member, lease token, new status, error text ('' = none),
     dead-letter reason ('' = not dead-lettered), inbox score to put it back at ('' = not),
+    retry time in ms ('' = none: else it waits in processing, unleased, until then),
     attempts, attempts to give back ('1' when released unprocessed, else '0'),
     has reply ('1' / '0')
   and when it has a reply, 9 more:
@@ -36,11 +37,11 @@ local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local results = {}
 local k, a = 4, 4
 while a <= #ARGV do
-  local id, member, token, status, err, deadReason, requeue, attempts, giveBack, hasReply =
+  local id, member, token, status, err, deadReason, requeue, retryAt, attempts, giveBack, hasReply =
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],
-    ARGV[a + 8], ARGV[a + 9]
+    ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
   local key = KEYS[k]
-  a = a + 10
+  a = a + 11
   k = k + 1
   local ours = token == '' or redis.call('HGET', key, 'lease') == token
   if ours then
@@ -50,6 +51,7 @@ while a <= #ARGV do
     redis.call('HDEL', key, 'lease')
     redis.call('EXPIRE', key, ttl)
     if requeue ~= '' then redis.call('ZADD', inbox, requeue, member) end
+    if retryAt ~= '' then redis.call('ZADD', processing, retryAt, member) end
     if giveBack ~= '0' then redis.call('HINCRBY', key, 'attempts', -tonumber(giveBack)) end
     if deadReason ~= '' then deadLetter(dead, nowMs, id, deadReason, err, tonumber(attempts), member) end
   end

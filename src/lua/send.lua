@@ -12,24 +12,33 @@
   ARGV[2]  outbox cap (0 = no outbox copy)
   ARGV[3]  channel to publish on
   ARGV[4]  status of a new message (lifecycle initial state)
-  then per message i, 8 values starting at ARGV[5 + (i-1)*8]:
+  ARGV[5]  space-separated statuses that make a send of the same id a duplicate (pending,
+           processing, completed): such a message is not sent again
+  then per message i, 8 values starting at ARGV[6 + (i-1)*8]:
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
     canonical score, wire score
 
-  Returns the number of messages sent.
+  Returns the number of messages sent (duplicates are not counted).
 ]]
 -- @include enqueue
 
 local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
 local canonical = isCanonicalInbox(KEYS[3])
-local n = (#ARGV - 4) / 8
+local duplicate = {}
+for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
+local n = (#ARGV - 5) / 8
+local sent = 0
 local lastId
 for i = 1, n do
-  local a = 5 + (i - 1) * 8
-  enqueue(KEYS[1], KEYS[3 + i], KEYS[2], canonical, ttl, cap, ARGV[4],
-    ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
-  lastId = ARGV[a + 1]
+  local a = 6 + (i - 1) * 8
+  local current = redis.call('HGET', KEYS[3 + i], 'status')
+  if not (current and duplicate[current]) then
+    enqueue(KEYS[1], KEYS[3 + i], KEYS[2], canonical, ttl, cap, ARGV[4],
+      ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+    lastId = ARGV[a + 1]
+    sent = sent + 1
+  end
 end
 if lastId then redis.call('PUBLISH', ARGV[3], 'new_message:' .. lastId) end
-return n
+return sent

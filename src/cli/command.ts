@@ -1,0 +1,238 @@
+/**
+ * How a command is described, parsed and helped. Every command declares its positional
+ * arguments and options once; `util.parseArgs` parses them and `--help` is generated from the
+ * same declaration, so the help can never drift from what is accepted.
+ */
+import { parseArgs } from "node:util";
+import type { Redis } from "ioredis";
+import type { Keyspace } from "../keyspace.js";
+import { UsageError } from "./errors.js";
+
+/** One option of a command. */
+export interface OptionSpec {
+  type: "string" | "boolean";
+  /** One-letter alias. */
+  short?: string;
+  /** May be given several times. */
+  multiple?: boolean;
+  /** One line for `--help`. */
+  description: string;
+  /** Placeholder of the value in `--help`, e.g. `<url>`. */
+  value?: string;
+}
+
+/** One positional argument of a command. */
+export interface ArgSpec {
+  name: string;
+  description: string;
+  /** May be left out. */
+  optional?: boolean;
+  /** Takes every remaining positional (only the last argument). */
+  variadic?: boolean;
+}
+
+/** The options every command accepts. */
+export const GLOBAL_OPTIONS = {
+  redis: {
+    type: "string",
+    value: "<url>",
+    description: "Redis URL (redis://, rediss:// for TLS); default $REDIS_URL, else redis://127.0.0.1:6379",
+  },
+  json: { type: "boolean", description: "print JSON for scripts instead of tables" },
+  "hash-tag": {
+    type: "boolean",
+    description: "keys use the {app} cluster layout (only if every program was started that way)",
+  },
+  help: { type: "boolean", short: "h", description: "show this help" },
+} as const satisfies Record<string, OptionSpec>;
+
+/** What a command's `run` receives. */
+export interface CommandContext {
+  /** Positional arguments by name; a variadic one is an array. */
+  args: Record<string, string | string[] | undefined>;
+  /** Parsed option values by name. */
+  options: Record<string, string | boolean | string[] | undefined>;
+  /** `--json` was given. */
+  json: boolean;
+  /** The Redis URL to use. */
+  redisUrl: string;
+  /** The key layout. */
+  keys: Keyspace;
+  /** A Redis connection, opened on first use and closed when the command ends. */
+  redis(): Promise<Redis>;
+  /** Writes one line (or block) to stdout. */
+  out(text: string): void;
+  /** Writes one line to stderr: notes, warnings, progress. */
+  err(text: string): void;
+}
+
+/** A command (or subcommand) of `redactor`. */
+export interface CommandSpec {
+  /** As typed: `inspect`, or `dlq retry` for a subcommand. */
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** A paragraph for its `--help`. */
+  description?: string;
+  args: readonly ArgSpec[];
+  options: Record<string, OptionSpec>;
+  examples?: readonly string[];
+  /** Runs the command and returns its exit code. */
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** A command that only groups subcommands, such as `dlq`. */
+export interface CommandGroup {
+  name: string;
+  summary: string;
+  description?: string;
+  subcommands: readonly CommandSpec[];
+}
+
+type ParseConfig = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+
+function toParseConfig(options: Record<string, OptionSpec>): ParseConfig {
+  const config: ParseConfig = {};
+  for (const [name, spec] of Object.entries(options)) {
+    config[name] = { type: spec.type };
+    if (spec.short) (config[name] as { short?: string }).short = spec.short;
+    if (spec.multiple) (config[name] as { multiple?: boolean }).multiple = true;
+  }
+  return config;
+}
+
+/**
+ * Splits off the first positional word (a command or subcommand name) without knowing yet which
+ * options follow it, so that global options may come before or after the command.
+ */
+export function splitWord(
+  argv: readonly string[],
+  options: Record<string, OptionSpec>,
+): { word: string | undefined; rest: string[] } {
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: toParseConfig(options),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const first = tokens.find((t) => t.kind === "positional");
+  if (!first) return { word: undefined, rest: [...argv] };
+  return { word: first.value, rest: [...argv.slice(0, first.index), ...argv.slice(first.index + 1)] };
+}
+
+/** The parsed command line of one command. */
+export interface ParsedCommand {
+  args: Record<string, string | string[] | undefined>;
+  options: Record<string, string | boolean | string[] | undefined>;
+}
+
+/** Parses `argv` for `spec`; throws UsageError with the reason and the usage line. */
+export function parseCommand(spec: CommandSpec, argv: readonly string[]): ParsedCommand {
+  const options = { ...spec.options, ...GLOBAL_OPTIONS };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: toParseConfig(options),
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    // parseArgs explains well ("Unknown option '--x'"); drop its advice about "--" which does
+    // not apply to most of our commands.
+    const reason = (err as Error).message.replace(/\.? ?To specify a positional argument.*$/s, "");
+    throw new UsageError(reason, spec.name);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  if (values.help) return { args: {}, options: values };
+  const positionals = [...parsed.positionals];
+  const args: Record<string, string | string[] | undefined> = {};
+  for (const arg of spec.args) {
+    if (arg.variadic) {
+      args[arg.name] = positionals.splice(0);
+      if (!arg.optional && (args[arg.name] as string[]).length === 0) {
+        throw new UsageError(`missing <${arg.name}>: ${arg.description}`, spec.name);
+      }
+      continue;
+    }
+    const value = positionals.shift();
+    if (value === undefined && !arg.optional) {
+      throw new UsageError(`missing <${arg.name}>: ${arg.description}`, spec.name);
+    }
+    args[arg.name] = value;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"`, spec.name);
+  }
+  return { args, options: values };
+}
+
+function argUsage(arg: ArgSpec): string {
+  const name = `<${arg.name}>${arg.variadic ? "…" : ""}`;
+  return arg.optional ? `[${name}]` : name;
+}
+
+/** `redactor inspect <app> [options]`. */
+export function usageLine(spec: CommandSpec): string {
+  return ["redactor", spec.name, ...spec.args.map(argUsage), "[options]"].join(" ");
+}
+
+function optionLines(options: Record<string, OptionSpec>): string[] {
+  const rows = Object.entries(options).map(([name, spec]) => {
+    const flag = `${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.value ? ` ${spec.value}` : ""}`;
+    return [flag, spec.description + (spec.multiple ? " (repeatable)" : "")] as const;
+  });
+  const w = Math.max(...rows.map(([flag]) => flag.length));
+  return rows.map(([flag, text]) => `  ${flag.padEnd(w)}  ${text}`);
+}
+
+/** The full `--help` text of one command. */
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`Usage: ${usageLine(spec)}`, "", spec.summary];
+  if (spec.description) lines.push("", spec.description);
+  if (spec.args.length > 0) {
+    lines.push("", "Arguments:");
+    const w = Math.max(...spec.args.map((a) => argUsage(a).length));
+    for (const arg of spec.args) lines.push(`  ${argUsage(arg).padEnd(w)}  ${arg.description}`);
+  }
+  if (Object.keys(spec.options).length > 0) lines.push("", "Options:", ...optionLines(spec.options));
+  lines.push("", "Global options:", ...optionLines(GLOBAL_OPTIONS));
+  if (spec.examples?.length) lines.push("", "Examples:", ...spec.examples.map((e) => `  ${e}`));
+  return lines.join("\n");
+}
+
+/** The `--help` text of a command group. */
+export function groupHelp(group: CommandGroup): string {
+  const w = Math.max(...group.subcommands.map((s) => s.name.length));
+  return [
+    `Usage: redactor ${group.name} <command> … [options]`,
+    "",
+    group.summary,
+    ...(group.description ? ["", group.description] : []),
+    "",
+    "Commands:",
+    ...group.subcommands.map((s) => `  ${s.name.padEnd(w)}  ${s.summary}`),
+    "",
+    `Run "redactor ${group.name} <command> --help" for the options of each.`,
+  ].join("\n");
+}
+
+/** Reads a string option. */
+export function stringOption(ctx: Pick<CommandContext, "options">, name: string): string | undefined {
+  const value = ctx.options[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Reads a repeatable string option. */
+export function listOption(ctx: Pick<CommandContext, "options">, name: string): string[] {
+  const value = ctx.options[name];
+  if (Array.isArray(value)) return value;
+  return typeof value === "string" ? [value] : [];
+}
+
+/** Reads a positional argument that is a single string. */
+export function arg(ctx: Pick<CommandContext, "args">, name: string): string {
+  const value = ctx.args[name];
+  return typeof value === "string" ? value : "";
+}

@@ -1,0 +1,243 @@
+/** `redactor dlq ls|retry|purge <app>`: the dead letters of an app (`queue:<app>:dead`). */
+import type { Redis } from "ioredis";
+import type { Keyspace } from "../../keyspace.js";
+import { STATUS } from "../../lifecycle.js";
+import { mailboxConfig } from "../../mailbox.js";
+import { canonicalScore, isPriority, monotonicMicros } from "../../priority.js";
+import { arg, type CommandContext, type CommandGroup, type CommandSpec, stringOption } from "../command.js";
+import { ExitCode, UsageError } from "../errors.js";
+import { parseCount, parseDuration } from "../format.js";
+import { type DeadEntry, deadlineMs, parseDeadEntry, readDead, scanFor } from "../queues.js";
+import { renderTable } from "../table.js";
+import { deadJson, deadTable } from "./inspect.js";
+
+const appArg = { name: "app", description: "the app whose dead letters to use" } as const;
+const idsArg = {
+  name: "id",
+  optional: true,
+  variadic: true,
+  description: "only the dead letters of these message ids (default: all)",
+} as const;
+
+/** Dead letters whose message cannot run again as it is stored. */
+const NOT_RETRYABLE: Record<string, string> = {
+  malformed: "the member is not a message; it would be refused again",
+  oversize: "only the first 1 KiB of an oversize message is kept",
+};
+
+/** Finds the dead letters of `ids`; returns them and the ids with none. */
+async function findByIds(
+  redis: Redis,
+  keys: Keyspace,
+  app: string,
+  ids: readonly string[],
+): Promise<{ entries: DeadEntry[]; notFound: string[] }> {
+  const entries: DeadEntry[] = [];
+  const notFound: string[] = [];
+  for (const id of ids) {
+    const found = (await scanFor(redis, keys.dead(app), id))
+      .map((r) => parseDeadEntry(r.member, r.score))
+      .filter((e) => e.id === id);
+    if (found.length === 0) notFound.push(id);
+    entries.push(...found);
+  }
+  return { entries, notFound };
+}
+
+function idsOf(ctx: CommandContext): string[] {
+  return (ctx.args.id as string[] | undefined) ?? [];
+}
+
+const lsCommand: CommandSpec = {
+  name: "dlq ls",
+  summary: "List an app's dead letters, newest first: id, type, sender, reason, error, attempts.",
+  args: [appArg],
+  options: { limit: { type: "string", value: "<n>", description: "how many to show (default 50)" } },
+  examples: ["redactor dlq ls HEAR_FC", "redactor dlq ls HEAR_FC --json | jq '.entries[].error'"],
+  async run(ctx) {
+    const app = arg(ctx, "app");
+    const limitText = stringOption(ctx, "limit");
+    const limit = limitText === undefined ? 50 : parseCount(limitText, "--limit");
+    const { total, entries } = await readDead(await ctx.redis(), ctx.keys, app, limit);
+    if (ctx.json) {
+      ctx.out(JSON.stringify({ app, total, entries: entries.map(deadJson) }, null, 2));
+      return ExitCode.OK;
+    }
+    if (total === 0) {
+      ctx.out(`no dead letters for ${app}`);
+      return ExitCode.OK;
+    }
+    ctx.out(deadTable(entries, Date.now()));
+    if (total > entries.length) ctx.out(`… and ${total - entries.length} more (raise --limit)`);
+    return ExitCode.OK;
+  },
+};
+
+interface Retried {
+  id: string;
+  type: string | null;
+  priority: number;
+  /** The message's own deadline has passed: it will be marked timeout rather than run. */
+  deadlinePassed: boolean;
+}
+
+const retryCommand: CommandSpec = {
+  name: "dlq retry",
+  summary: "Put dead letters back in the app's inbox, status pending, for another run.",
+  description:
+    "Each message goes back at its canonical score (its priority, then its original send time: it " +
+    "runs before newer messages of the same priority), its message:<id> status becomes pending, its " +
+    "attempts start again from 0, and the app is woken with a PUBLISH. Dead letters that cannot run " +
+    "again (malformed, oversize) are skipped. Exits 1 when an id given is not found or cannot be retried.",
+  args: [appArg, idsArg],
+  options: {
+    limit: {
+      type: "string",
+      value: "<n>",
+      description: "without ids: retry at most this many, oldest first (default 1000)",
+    },
+  },
+  examples: ["redactor dlq retry HEAR_FC", "redactor dlq retry HEAR_FC 5f0c2d1e-… 77aa01b2-…"],
+  async run(ctx) {
+    const app = arg(ctx, "app");
+    const ids = idsOf(ctx);
+    const limitText = stringOption(ctx, "limit");
+    if (ids.length > 0 && limitText !== undefined) {
+      throw new UsageError("--limit applies only without ids", "dlq retry");
+    }
+    const limit = limitText === undefined ? 1000 : parseCount(limitText, "--limit");
+    const redis = await ctx.redis();
+    const { entries, notFound } =
+      ids.length > 0
+        ? await findByIds(redis, ctx.keys, app, ids)
+        : { ...(await readDead(redis, ctx.keys, app, limit, "oldest")), notFound: [] };
+    const ttl = mailboxConfig().messageTtlSeconds;
+    const retried: Retried[] = [];
+    const skipped: { id: string | null; reason: string }[] = [];
+    const now = Date.now();
+    for (const entry of entries) {
+      const message = entry.message;
+      const blocked = NOT_RETRYABLE[entry.reason];
+      if (blocked || !entry.member || !message || message.problem || entry.id === null) {
+        skipped.push({
+          id: entry.id,
+          reason: blocked ?? `not a valid message: ${message?.problem ?? "no member"}`,
+        });
+        continue;
+      }
+      const priority = isPriority(message.priority) ? message.priority : 2;
+      const us = message.timestamp === null ? monotonicMicros() : Math.round(message.timestamp * 1e6);
+      const hash = ctx.keys.message(entry.id);
+      // One transaction per dead letter: it leaves the dead set and enters the inbox together.
+      // Two people retrying the same one at once both ZADD the same member, which is harmless.
+      const result = await redis
+        .multi()
+        .zrem(ctx.keys.dead(app), entry.raw)
+        .zadd(ctx.keys.inbox(app), String(canonicalScore(priority, us)), entry.member)
+        .hset(hash, {
+          status: STATUS.pending,
+          sender: message.sender ?? "",
+          recipient: message.recipient ?? app,
+          timestamp: String(message.timestamp ?? us / 1e6),
+          type: message.type ?? "",
+          attempts: 0,
+        })
+        .hdel(hash, "lease", "error", "finished_at")
+        .expire(hash, ttl)
+        .exec();
+      if (Number(result?.[0]?.[1] ?? 0) === 0) {
+        skipped.push({
+          id: entry.id,
+          reason: "already gone from the dead letters (retried or purged meanwhile)",
+        });
+        continue;
+      }
+      const deadline = deadlineMs(message);
+      retried.push({
+        id: entry.id,
+        type: message.type,
+        priority,
+        deadlinePassed: deadline !== null && deadline < now,
+      });
+    }
+    const last = retried.at(-1);
+    if (last) await redis.publish(ctx.keys.channel(app), `new_message:${last.id}`);
+    const remaining = await redis.zcard(ctx.keys.dead(app));
+    if (ctx.json) ctx.out(JSON.stringify({ app, retried, skipped, notFound, remaining }, null, 2));
+    else {
+      if (retried.length > 0) {
+        ctx.out(
+          renderTable(
+            [{ header: "retried" }, { header: "type" }, { header: "note" }],
+            retried.map((r) => [
+              r.id,
+              r.type ?? "-",
+              r.deadlinePassed ? "its deadline has passed: it will be marked timeout, not run" : "",
+            ]),
+          ),
+        );
+      }
+      for (const s of skipped) ctx.err(`skipped ${s.id ?? "(no id)"}: ${s.reason}`);
+      for (const id of notFound) ctx.err(`no dead letter with id ${id} in ${ctx.keys.dead(app)}`);
+      ctx.err(
+        `${retried.length} dead letter${retried.length === 1 ? "" : "s"} of ${app} back in its inbox; ${remaining} left`,
+      );
+    }
+    const failed = notFound.length > 0 || (ids.length > 0 && skipped.length > 0);
+    return failed ? ExitCode.FAILURE : ExitCode.OK;
+  },
+};
+
+const purgeCommand: CommandSpec = {
+  name: "dlq purge",
+  summary: "Delete an app's dead letters: all of them, those of some ids, or those older than a duration.",
+  args: [appArg, idsArg],
+  options: {
+    "older-than": {
+      type: "string",
+      value: "<duration>",
+      description: "only dead letters that died longer ago than this (e.g. 7d, 12h)",
+    },
+  },
+  examples: ["redactor dlq purge HEAR_FC", "redactor dlq purge HEAR_FC --older-than 7d"],
+  async run(ctx) {
+    const app = arg(ctx, "app");
+    const ids = idsOf(ctx);
+    const olderText = stringOption(ctx, "older-than");
+    if (ids.length > 0 && olderText !== undefined) {
+      throw new UsageError("give either ids or --older-than, not both", "dlq purge");
+    }
+    const redis = await ctx.redis();
+    const key = ctx.keys.dead(app);
+    let purged = 0;
+    let notFound: string[] = [];
+    if (ids.length > 0) {
+      const found = await findByIds(redis, ctx.keys, app, ids);
+      notFound = found.notFound;
+      if (found.entries.length > 0) purged = await redis.zrem(key, ...found.entries.map((e) => e.raw));
+    } else if (olderText !== undefined) {
+      const cutoff = Date.now() - parseDuration(olderText, "--older-than");
+      purged = await redis.zremrangebyscore(key, "-inf", `(${cutoff}`);
+    } else {
+      const result = await redis.multi().zcard(key).del(key).exec();
+      purged = Number(result?.[0]?.[1] ?? 0);
+    }
+    const remaining = await redis.zcard(key);
+    if (ctx.json) ctx.out(JSON.stringify({ app, purged, notFound, remaining }));
+    else {
+      for (const id of notFound) ctx.err(`no dead letter with id ${id} in ${key}`);
+      ctx.out(`purged ${purged} dead letter${purged === 1 ? "" : "s"} of ${app}; ${remaining} left`);
+    }
+    return notFound.length > 0 ? ExitCode.FAILURE : ExitCode.OK;
+  },
+};
+
+/** The `dlq` command group. */
+export const dlqGroup: CommandGroup = {
+  name: "dlq",
+  summary: "Dead letters: list, retry or purge them.",
+  description:
+    "Messages that failed (handler error, unknown type, payload failing its schema, malformed or " +
+    "oversize) are kept in queue:<app>:dead with the error, newest last.",
+  subcommands: [lsCommand, retryCommand, purgeCommand],
+};

@@ -1,0 +1,184 @@
+/** `redactor message <id>`: one message's status, where it is, and what happened to it. */
+import { arg, type CommandSpec, stringOption } from "../command.js";
+import { CommandFailedError, ExitCode } from "../errors.js";
+import { isoTime, preview, priorityName, relativeTime, shortDuration } from "../format.js";
+import {
+  deadlineMs,
+  locateMessage,
+  type MessageSummary,
+  type Sighting,
+  scanQueueApps,
+  summarize,
+} from "../queues.js";
+import { renderFields } from "../table.js";
+
+interface HistoryItem {
+  /** ms; null when the time is not recorded. */
+  at: number | null;
+  event: string;
+  detail: string;
+}
+
+function describe(s: Sighting, now: number): string {
+  switch (s.where) {
+    case "inbox":
+      return `in the inbox of ${s.app}${s.rank === undefined ? "" : `, position ${s.rank}`}`;
+    case "in-flight":
+      return `in flight at ${s.app}, lease ${s.score < now ? `expired ${shortDuration(now - s.score)} ago` : `expires in ${shortDuration(s.score - now)}`}`;
+    case "dead":
+      return `in the dead letters of ${s.app} (${s.dead?.reason ?? "?"})`;
+    case "outbox":
+      return `a copy in the outbox of ${s.app}`;
+  }
+}
+
+function history(
+  fields: Record<string, string>,
+  message: MessageSummary | null,
+  sightings: readonly Sighting[],
+): HistoryItem[] {
+  const items: HistoryItem[] = [];
+  const ts = fields.timestamp !== undefined ? Number(fields.timestamp) : message?.timestamp;
+  const sender = fields.sender ?? message?.sender ?? "?";
+  const recipient = fields.recipient ?? message?.recipient ?? "?";
+  items.push({
+    at: ts === undefined || ts === null || Number.isNaN(ts) ? null : ts * 1000,
+    event: "sent",
+    detail: `by ${sender} to ${recipient}${message ? `, priority ${priorityName(message.priority)}` : ""}`,
+  });
+  const attempts = fields.attempts === undefined ? 0 : Number(fields.attempts);
+  if (attempts > 0)
+    items.push({ at: null, event: "claimed", detail: `${attempts} time${attempts === 1 ? "" : "s"}` });
+  for (const s of sightings) {
+    if (s.where === "dead" && s.dead) {
+      items.push({
+        at: s.dead.atMs,
+        event: "dead-lettered",
+        detail: `${s.dead.reason}${s.dead.error ? `: ${s.dead.error}` : ""}`,
+      });
+    }
+  }
+  if (fields.finished_at !== undefined) {
+    items.push({
+      at: Number(fields.finished_at),
+      event: fields.status ?? "finished",
+      detail: fields.error && fields.status !== "completed" ? fields.error : "",
+    });
+  } else if (fields.status === "timeout") {
+    items.push({ at: null, event: "timeout", detail: fields.error ?? "deadline passed before it started" });
+  }
+  return items.sort((a, b) => (a.at ?? Number.POSITIVE_INFINITY) - (b.at ?? Number.POSITIVE_INFINITY));
+}
+
+/** The `message` command. */
+export const messageCommand: CommandSpec = {
+  name: "message",
+  summary:
+    "Show one message: its status hash, where it sits (inbox, in flight, dead letters) and its history.",
+  description:
+    "Reads message:<id> (status, sender, recipient, timestamp, type, attempts, lease, error, " +
+    "finished_at) and looks for the message itself in the recipient's inbox, lease set and dead " +
+    "letters and in the sender's outbox. The hash expires (24 h after its last change by default); " +
+    "without it every app's queues are searched. Exits 1 when the id is found nowhere.",
+  args: [{ name: "id", description: "the message id" }],
+  options: {
+    app: {
+      type: "string",
+      value: "<app>",
+      description: "search this app's queues (when the hash has expired)",
+    },
+  },
+  examples: ["redactor message 5f0c2d1e-…", "redactor message 5f0c2d1e-… --json | jq .status"],
+  async run(ctx) {
+    const id = arg(ctx, "id");
+    const redis = await ctx.redis();
+    const key = ctx.keys.message(id);
+    const [fields, ttl] = await Promise.all([redis.hgetall(key), redis.ttl(key)]);
+    const known = Object.keys(fields).length > 0;
+    const appOption = stringOption(ctx, "app");
+    const apps = appOption
+      ? [appOption]
+      : fields.recipient
+        ? [fields.recipient]
+        : [...(await scanQueueApps(redis, ctx.keys))].sort();
+    const sightings = await locateMessage(redis, ctx.keys, id, apps, fields.sender ?? null);
+    if (!known && sightings.length === 0) {
+      throw new CommandFailedError(
+        `unknown message "${id}": no ${key} hash (it expires a day after its last change) and no copy in ` +
+          `${appOption ? `the queues of ${appOption}` : "any app's inbox, leases or dead letters"}`,
+      );
+    }
+    const carrier = sightings.find((s) => s.where !== "dead") ?? sightings.find((s) => s.dead?.member);
+    const member = carrier ? (carrier.where === "dead" ? carrier.dead?.member : carrier.member) : undefined;
+    const message = member ? summarize(member) : null;
+    const items = history(fields, message, sightings);
+    const now = Date.now();
+    if (ctx.json) {
+      ctx.out(
+        JSON.stringify(
+          {
+            id,
+            status: fields.status ?? null,
+            fields,
+            ttlSeconds: ttl >= 0 ? ttl : null,
+            message: message && {
+              sender: message.sender,
+              recipient: message.recipient,
+              type: message.type,
+              priority: message.priority,
+              timestamp: message.timestamp,
+              timeout: message.timeout,
+              replyTo: message.replyTo,
+              payload: message.payload,
+              problem: message.problem,
+            },
+            locations: sightings.map((s) => ({
+              where: s.where,
+              app: s.app,
+              score: s.score,
+              ...(s.rank === undefined ? {} : { position: s.rank }),
+              ...(s.dead ? { reason: s.dead.reason, error: s.dead.error, at: s.dead.atMs } : {}),
+            })),
+            history: items,
+          },
+          null,
+          2,
+        ),
+      );
+      return ExitCode.OK;
+    }
+    const queued = sightings.filter((s) => s.where !== "outbox");
+    const where =
+      queued.length > 0
+        ? queued.map((s) => describe(s, now)).join("; ")
+        : fields.status === "pending"
+          ? "not in any inbox: taken by a peer (ZPOPMAX), or deleted"
+          : "not queued";
+    const deadline = message ? deadlineMs(message) : null;
+    const rows: [string, string][] = [
+      ["id", id],
+      ["status", fields.status ?? "- (no message hash: expired or never written)"],
+      ["type", fields.type ?? message?.type ?? "-"],
+      [
+        "from → to",
+        `${fields.sender ?? message?.sender ?? "?"} → ${fields.recipient ?? message?.recipient ?? "?"}`,
+      ],
+      ["priority", message ? priorityName(message.priority) : "-"],
+      ["deadline", deadline === null ? "-" : `${isoTime(deadline)} (${relativeTime(deadline, now)})`],
+      ["attempts", fields.attempts ?? "0"],
+      ["lease", fields.lease ?? "-"],
+      ["error", fields.error ?? "-"],
+      ["where", where],
+      ["hash expires", ttl >= 0 ? `in ${shortDuration(ttl * 1000)}` : known ? "never" : "-"],
+    ];
+    if (message?.replyTo) rows.splice(5, 0, ["reply to", message.replyTo]);
+    if (message) rows.push(["payload", preview(message.payload, 200)]);
+    if (message?.problem) rows.push(["problem", message.problem]);
+    const lines = items.map(
+      (h) =>
+        `  ${h.at === null ? "-".padEnd(24) : isoTime(h.at)}  ${h.event}${h.detail ? `  ${h.detail}` : ""}`,
+    );
+    ctx.out(`${renderFields(rows)}\n\nhistory\n${lines.join("\n")}`);
+    return ExitCode.OK;
+  },
+};

@@ -1,0 +1,207 @@
+/** `redactor send` and `redactor ask`: put a message in an app's inbox, optionally wait for the reply. */
+import type { Envelope } from "../../envelope.js";
+import { newMessageId } from "../../envelope.js";
+import { AskTimeoutError, MessageTooLargeError, RedisUnavailableError } from "../../errors.js";
+import { Mailbox, mailboxConfig } from "../../mailbox.js";
+import { readStatus } from "../../presence.js";
+import { monotonicMicros, Priority } from "../../priority.js";
+import { createSystem } from "../../system.js";
+import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
+import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
+import { parseDuration, parsePriority, priorityName, redactUrl } from "../format.js";
+import { cliLogger, ephemeralAppId, fieldAt, forgetApp, readPayload } from "../payload.js";
+
+/** A protocol in which every type is a request with an unknown reply. */
+type AnyRequest = Record<string, { payload: unknown; reply: unknown }>;
+
+const messageArgs = [
+  { name: "app", description: "the recipient's app id, e.g. HEAR_FC" },
+  { name: "type", description: "the message_type, e.g. command" },
+  { name: "json", description: "the payload: a JSON object, - for stdin, or @file" },
+] as const;
+
+const priorityOption = {
+  type: "string",
+  value: "<p>",
+  description: "low, normal, high, critical or 1-4 (default normal)",
+} as const;
+
+function priorityOf(ctx: CommandContext): Priority {
+  const text = stringOption(ctx, "priority");
+  return text === undefined ? Priority.NORMAL : parsePriority(text);
+}
+
+async function noteIfOffline(ctx: CommandContext, app: string): Promise<void> {
+  const status = await readStatus(await ctx.redis(), ctx.keys, app);
+  if (!status) ctx.err(`note: "${app}" has never announced itself here; the message waits in its inbox`);
+  else if (!status.online)
+    ctx.err(`note: "${app}" is not online; the message waits in its inbox until it is`);
+}
+
+/** The `send` command. */
+export const sendCommand: CommandSpec = {
+  name: "send",
+  summary: "Send a message to an app's inbox (tell); prints its id.",
+  description:
+    "Writes the message the way redactor does (one atomic script: inbox at the score the recipient " +
+    "expects, message:<id> hash, outbox copy, PUBLISH channel:<app>). It does not wait: if the " +
+    "handler replies, the reply goes to the sender's inbox (--from, default redactor-cli); use " +
+    '"redactor ask" to wait for it. The id goes to stdout, the summary to stderr.',
+  args: messageArgs,
+  options: {
+    priority: priorityOption,
+    timeout: {
+      type: "string",
+      value: "<duration>",
+      description:
+        "deadline: the message must start within this time or it is marked timeout (5s, 2m; bare = seconds)",
+    },
+    from: {
+      type: "string",
+      value: "<app>",
+      description: "the sender app id, where replies go (default redactor-cli)",
+    },
+    id: {
+      type: "string",
+      value: "<id>",
+      description: "the message id (default a fresh uuid4); an id runs at most once",
+    },
+  },
+  examples: [
+    `redactor send HEAR_FC telemetry '{"battery_level": 80, "altitude": 12}'`,
+    `redactor send HEAR_FC command '{"command_id":"c1","command":"land"}' --priority critical --timeout 10s`,
+  ],
+  async run(ctx) {
+    const app = arg(ctx, "app");
+    const type = arg(ctx, "type");
+    const payload = readPayload(arg(ctx, "json"), "send");
+    const priority = priorityOf(ctx);
+    const timeoutText = stringOption(ctx, "timeout");
+    const timeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText, "--timeout");
+    const sender = stringOption(ctx, "from") ?? "redactor-cli";
+    const id = stringOption(ctx, "id") ?? newMessageId();
+    if (sender === "" || id === "") throw new UsageError("--from and --id cannot be empty", "send");
+    const redis = await ctx.redis();
+    const mailbox = new Mailbox(redis, ctx.keys, mailboxConfig());
+    const envelope: Envelope = {
+      id,
+      sender,
+      recipient: app,
+      message_type: type,
+      payload,
+      priority,
+      timestamp: monotonicMicros() / 1e6,
+      reply_to: null,
+      timeout: timeoutMs === undefined ? null : Math.max(1, Math.ceil(timeoutMs / 1000)),
+    };
+    let encoded: ReturnType<Mailbox["encode"]>;
+    try {
+      encoded = mailbox.encode(envelope);
+    } catch (err) {
+      if (err instanceof MessageTooLargeError) throw new CommandFailedError(err.message);
+      throw err;
+    }
+    await mailbox.send([encoded]);
+    if (ctx.json) {
+      ctx.out(JSON.stringify(envelope));
+    } else {
+      ctx.out(id);
+      ctx.err(`sent "${type}" to ${app} from ${sender}, priority ${priorityName(priority)}`);
+    }
+    await noteIfOffline(ctx, app);
+    return ExitCode.OK;
+  },
+};
+
+/** The `ask` command. */
+export const askCommand: CommandSpec = {
+  name: "ask",
+  summary: "Send a request and print the reply's payload; exit 1 when no reply comes in time.",
+  description:
+    "Starts a short-lived system with its own app id (redactor-ask-<host>-<pid>) whose inbox receives " +
+    "the reply, correlated by reply_to. Peers that reply without reply_to (the Python and C++ " +
+    "ones) are matched with --reply-type and/or --match-field. The request carries the same " +
+    "deadline, so a redactor actor never runs it after the CLI gave up. The CLI's keys are " +
+    "removed afterwards.",
+  args: messageArgs,
+  options: {
+    priority: priorityOption,
+    timeout: {
+      type: "string",
+      value: "<duration>",
+      description: "how long to wait for the reply (default 5s; 500ms, 2m; bare = seconds)",
+    },
+    "reply-type": {
+      type: "string",
+      value: "<type>",
+      description: "accept a message of this type as the reply even without reply_to (e.g. command_response)",
+    },
+    "match-field": {
+      type: "string",
+      value: "<path>",
+      description: "… whose payload has the same value at this path as the request (e.g. command_id)",
+    },
+  },
+  examples: [
+    `redactor ask echo ping '{"n": 1}'`,
+    `redactor ask HEAR_FC command '{"command_id":"c7","command":"takeoff"}' --reply-type command_response --match-field command_id`,
+  ],
+  async run(ctx) {
+    const app = arg(ctx, "app");
+    const type = arg(ctx, "type");
+    const payload = readPayload(arg(ctx, "json"), "ask");
+    const priority = priorityOf(ctx);
+    const timeoutText = stringOption(ctx, "timeout");
+    const timeoutMs = timeoutText === undefined ? 5000 : parseDuration(timeoutText, "--timeout");
+    const replyType = stringOption(ctx, "reply-type");
+    const matchField = stringOption(ctx, "match-field");
+    const match =
+      replyType === undefined && matchField === undefined
+        ? undefined
+        : (m: Envelope) =>
+            (replyType === undefined || m.message_type === replyType) &&
+            (matchField === undefined || fieldAt(m.payload, matchField) === fieldAt(payload, matchField));
+    const appId = ephemeralAppId("ask");
+    let system: Awaited<ReturnType<typeof createSystem>>;
+    try {
+      system = await createSystem({
+        appId,
+        redis: ctx.redisUrl,
+        keyspace: { hashTag: ctx.keys.hashTag },
+        logger: cliLogger(),
+      });
+    } catch (err) {
+      if (err instanceof RedisUnavailableError) {
+        throw new CommandFailedError(
+          `cannot reach Redis at ${redactUrl(ctx.redisUrl)}; start redis-server there, or point --redis / REDIS_URL at your server`,
+        );
+      }
+      throw err;
+    }
+    const started = performance.now();
+    try {
+      await noteIfOffline(ctx, app);
+      // Untyped on purpose: the CLI asks any type of any app and prints whatever comes back.
+      const reply = await system
+        .ref<AnyRequest>(app)
+        .ask(type, payload, { timeoutMs, priority, ...(match ? { match } : {}) });
+      const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+      if (ctx.json) ctx.out(JSON.stringify({ recipient: app, type, latencyMs, reply }));
+      else {
+        ctx.out(JSON.stringify(reply, null, 2));
+        ctx.err(`reply from ${app} in ${latencyMs} ms`);
+      }
+      return ExitCode.OK;
+    } catch (err) {
+      if (err instanceof AskTimeoutError) {
+        throw new CommandFailedError(
+          `${err.message}${match ? "" : "; if the recipient is a peer that replies without reply_to, add --reply-type (and --match-field)"}`,
+        );
+      }
+      throw err;
+    } finally {
+      await system.shutdown();
+      await forgetApp(await ctx.redis(), ctx.keys, appId).catch(() => {});
+    }
+  },
+};

@@ -1,0 +1,432 @@
+/**
+ * `redactor tail [<app>…]`: a live stream of messages as they are sent and as their status
+ * changes. Sends are seen on pub/sub (every send publishes `new_message:<id>` on
+ * `channel:<recipient>`); status changes are seen through keyspace notifications when the
+ * server has them on, else by polling the hashes of the messages seen being sent.
+ */
+import type { Redis } from "ioredis";
+import { decodeEnvelope } from "../../envelope.js";
+import type { Keyspace } from "../../keyspace.js";
+import { type CommandContext, type CommandSpec, stringOption } from "../command.js";
+import { closeRedis, connectRedis } from "../connect.js";
+import { ExitCode } from "../errors.js";
+import { clockTime, parseCount, parseDuration, preview, priorityName, redactUrl } from "../format.js";
+import { type MessageSummary, summarize } from "../queues.js";
+
+/** One line of the stream; `--json` prints these as NDJSON. */
+export type TailEvent =
+  | {
+      event: "sent";
+      /** When tail saw it, ms. */
+      at: number;
+      id: string;
+      sender: string | null;
+      recipient: string;
+      type: string | null;
+      /** Null when the message could not be read back (a peer's send without an outbox copy). */
+      priority: number | null;
+      timestamp: number | null;
+      replyTo: string | null;
+      payload?: unknown;
+    }
+  | {
+      event: "status";
+      at: number;
+      id: string;
+      status: string;
+      sender: string | null;
+      recipient: string | null;
+      type: string | null;
+      error: string | null;
+      /** From the send to `finished_at`, ms, once finished. */
+      latencyMs: number | null;
+    }
+  | {
+      event: "broadcast";
+      at: number;
+      id: string;
+      sender: string;
+      type: string;
+      priority: number;
+      payload?: unknown;
+    };
+
+interface Watch {
+  status: string;
+  sender: string | null;
+  recipient: string | null;
+  type: string | null;
+  timestamp: number | null;
+  since: number;
+}
+
+/** How many messages are watched for status changes at most; older ones are forgotten first. */
+const MAX_WATCHED = 5000;
+/** A message still not finished after this long is no longer polled. */
+const WATCH_FOR_MS = 3_600_000;
+const FINAL = new Set(["completed", "failed", "timeout"]);
+/** Peers PUBLISH before they HSET message:<id> (WIRE.md), so the hash may lag the notification. */
+const HASH_RETRIES_MS = [10, 40, 150];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True when the server sends keyspace events for hash commands. */
+async function keyspaceEventsOn(redis: Redis): Promise<boolean> {
+  try {
+    const reply = (await redis.config("GET", "notify-keyspace-events")) as string[];
+    const flags = reply[1] ?? "";
+    return flags.includes("K") && (flags.includes("h") || flags.includes("A"));
+  } catch {
+    // CONFIG may be disabled or forbidden by ACL (managed Redis): poll instead.
+    return false;
+  }
+}
+
+function route(sender: string | null, recipient: string | null): string {
+  return `${sender ?? "?"} → ${recipient ?? "?"}`;
+}
+
+/** The human line for one event. */
+export function formatTailEvent(e: TailEvent, withPayload: boolean): string {
+  const cells: string[] = [clockTime(e.at)];
+  if (e.event === "sent") {
+    cells.push("sent".padEnd(10), route(e.sender, e.recipient).padEnd(32), (e.type ?? "?").padEnd(18));
+    cells.push((e.priority === null ? "-" : priorityName(e.priority)).padEnd(8), e.id);
+    if (e.replyTo) cells.push(`reply to ${e.replyTo}`);
+    if (withPayload && e.payload !== undefined) cells.push(preview(e.payload, 120));
+  } else if (e.event === "status") {
+    cells.push(e.status.padEnd(10), route(e.sender, e.recipient).padEnd(32), (e.type ?? "?").padEnd(18));
+    cells.push("".padEnd(8), e.id);
+    if (e.latencyMs !== null) cells.push(`+${Math.round(e.latencyMs)}ms`);
+    if (e.error) cells.push(e.error);
+  } else {
+    cells.push("broadcast".padEnd(10), `${e.sender} → *`.padEnd(32), e.type.padEnd(18));
+    cells.push(priorityName(e.priority).padEnd(8), e.id);
+    if (withPayload && e.payload !== undefined) cells.push(preview(e.payload, 120));
+  }
+  return cells.join("  ").trimEnd();
+}
+
+/** Follows the keyspace and reports events until stopped. */
+class Tail {
+  private readonly watched = new Map<string, Watch>();
+  /** Last status printed per id in notification mode (also covers messages not seen sent). */
+  private readonly lastStatus = new Map<string, string>();
+  private chain: Promise<void> = Promise.resolve();
+  private polling = false;
+  private warnedFull = false;
+  emitted = 0;
+
+  constructor(
+    private readonly cmd: Redis,
+    private readonly keys: Keyspace,
+    private readonly filter: Set<string> | null,
+    private readonly withPayload: boolean,
+    /** Status changes arrive as keyspace notifications; otherwise `poll` is called on a timer. */
+    private readonly notifications: boolean,
+    private readonly emit: (e: TailEvent) => void,
+    private readonly note: (text: string) => void,
+  ) {}
+
+  private wanted(sender: string | null, recipient: string | null): boolean {
+    if (!this.filter) return true;
+    return (recipient !== null && this.filter.has(recipient)) || (sender !== null && this.filter.has(sender));
+  }
+
+  /** Runs `task` after every earlier one, so lines come out in the order events arrived. */
+  enqueue(task: () => Promise<void>): void {
+    this.chain = this.chain.then(task).catch((err: unknown) => {
+      this.note(`tail: ${(err as Error).message}`);
+    });
+  }
+
+  async onNewMessage(channel: string, id: string): Promise<void> {
+    let hash = await this.cmd.hgetall(this.keys.message(id));
+    for (const wait of HASH_RETRIES_MS) {
+      if (hash.sender !== undefined) break;
+      await sleep(wait);
+      hash = await this.cmd.hgetall(this.keys.message(id));
+    }
+    const recipient = hash.recipient ?? channel.slice(channel.indexOf(":") + 1);
+    const sender = hash.sender ?? null;
+    if (!this.wanted(sender, recipient)) return;
+    const timestamp = hash.timestamp === undefined ? null : Number(hash.timestamp);
+    const message = await this.readBack(id, sender, hash.timestamp);
+    this.emit({
+      event: "sent",
+      at: Date.now(),
+      id,
+      sender,
+      recipient,
+      type: hash.type ?? message?.type ?? null,
+      priority: typeof message?.priority === "number" ? message.priority : null,
+      timestamp,
+      replyTo: message?.replyTo ?? null,
+      ...(this.withPayload && message ? { payload: message.payload } : {}),
+    });
+    if (this.notifications) this.remember(id, "pending");
+    else
+      this.watch(id, {
+        status: "pending",
+        sender,
+        recipient,
+        type: hash.type ?? null,
+        timestamp,
+        since: Date.now(),
+      });
+  }
+
+  /** The message itself from the sender's outbox (scored by its timestamp), for priority and payload. */
+  private async readBack(
+    id: string,
+    sender: string | null,
+    timestamp: string | undefined,
+  ): Promise<MessageSummary | null> {
+    if (sender === null || timestamp === undefined) return null;
+    const members = await this.cmd.zrangebyscore(this.keys.outbox(sender), timestamp, timestamp);
+    for (const member of members) {
+      const summary = summarize(member);
+      if (summary.id === id) return summary;
+    }
+    return null;
+  }
+
+  onBroadcast(text: string): void {
+    try {
+      const env = decodeEnvelope(text);
+      if (this.filter && !this.filter.has(env.sender)) return;
+      this.emit({
+        event: "broadcast",
+        at: Date.now(),
+        id: env.id,
+        sender: env.sender,
+        type: env.message_type,
+        priority: env.priority,
+        ...(this.withPayload ? { payload: env.payload } : {}),
+      });
+    } catch {
+      // Not a message: some other program's use of the channel.
+    }
+  }
+
+  private watch(id: string, w: Watch): void {
+    this.watched.delete(id);
+    this.watched.set(id, w);
+    if (this.watched.size > MAX_WATCHED) {
+      const oldest = this.watched.keys().next().value;
+      if (oldest !== undefined) this.watched.delete(oldest);
+      if (!this.warnedFull) {
+        this.note(`tail: more than ${MAX_WATCHED} unfinished messages; the oldest are no longer followed`);
+        this.warnedFull = true;
+      }
+    }
+  }
+
+  /** Notes the last status reported for `id`, forgetting the oldest beyond a bound. */
+  private remember(id: string, status: string): void {
+    this.lastStatus.delete(id);
+    this.lastStatus.set(id, status);
+    if (this.lastStatus.size > MAX_WATCHED) {
+      const oldest = this.lastStatus.keys().next().value;
+      if (oldest !== undefined) this.lastStatus.delete(oldest);
+    }
+  }
+
+  private statusEvent(
+    id: string,
+    status: string,
+    fields: {
+      sender: string | null;
+      recipient: string | null;
+      type: string | null;
+      timestamp: number | null;
+    },
+    error: string | null,
+    finishedAt: string | null,
+  ): TailEvent {
+    const finished = finishedAt === null ? null : Number(finishedAt);
+    return {
+      event: "status",
+      at: Date.now(),
+      id,
+      status,
+      ...fields,
+      error: FINAL.has(status) && status !== "completed" ? error : null,
+      latencyMs:
+        FINAL.has(status) && finished !== null && fields.timestamp !== null
+          ? finished - fields.timestamp * 1000
+          : null,
+    };
+  }
+
+  /** Notification mode: `message:<id>` was written. */
+  async onHashChanged(id: string): Promise<void> {
+    const [status, sender, recipient, type, timestamp, error, finishedAt] = await this.cmd.hmget(
+      this.keys.message(id),
+      "status",
+      "sender",
+      "recipient",
+      "type",
+      "timestamp",
+      "error",
+      "finished_at",
+    );
+    if (!status) return;
+    const last = this.lastStatus.get(id);
+    // A first sight of `pending` is a send: the pub/sub path reports it (with its priority).
+    if (status === last || (last === undefined && status === "pending")) return;
+    if (!this.wanted(sender ?? null, recipient ?? null)) return;
+    this.remember(id, status);
+    const ts = timestamp == null ? null : Number(timestamp);
+    this.emit(
+      this.statusEvent(
+        id,
+        status,
+        { sender: sender ?? null, recipient: recipient ?? null, type: type ?? null, timestamp: ts },
+        error ?? null,
+        finishedAt ?? null,
+      ),
+    );
+  }
+
+  /** Poll mode: one round of HMGETs over the messages seen being sent. */
+  async poll(): Promise<void> {
+    if (this.polling || this.watched.size === 0 || this.cmd.status !== "ready") return;
+    this.polling = true;
+    try {
+      const now = Date.now();
+      const ids = [...this.watched.keys()];
+      const pipeline = this.cmd.pipeline();
+      for (const id of ids) pipeline.hmget(this.keys.message(id), "status", "error", "finished_at");
+      const results = (await pipeline.exec()) ?? [];
+      ids.forEach((id, i) => {
+        const w = this.watched.get(id);
+        if (!w) return;
+        const [status, error, finishedAt] = (results[i]?.[1] ?? []) as (string | null)[];
+        if (!status || now - w.since > WATCH_FOR_MS) {
+          this.watched.delete(id); // expired, deleted, or never finishing: stop asking
+          return;
+        }
+        if (status === w.status) return;
+        w.status = status;
+        this.emit(this.statusEvent(id, status, w, error ?? null, finishedAt ?? null));
+        if (FINAL.has(status)) this.watched.delete(id);
+      });
+    } finally {
+      this.polling = false;
+    }
+  }
+}
+
+/** The `tail` command. */
+export const tailCommand: CommandSpec = {
+  name: "tail",
+  summary: "Stream messages as they are sent and as they finish, until Ctrl-C.",
+  description:
+    "Sends are seen through PSUBSCRIBE channel:* (each send publishes new_message:<id>), then read " +
+    "from message:<id> and the sender's outbox. Status changes (processing, completed, failed, " +
+    "timeout) come from keyspace notifications when the server has them on " +
+    "(notify-keyspace-events containing K and h), otherwise from polling the messages seen being " +
+    "sent. A peer's bare ZADD publishes nothing, so it is only seen once its status changes, and " +
+    "only with notifications. Lines are NDJSON with --json.",
+  args: [
+    {
+      name: "app",
+      optional: true,
+      variadic: true,
+      description: "only messages to or from these apps (default: every app)",
+    },
+  ],
+  options: {
+    poll: { type: "boolean", description: "poll for status changes even when keyspace notifications are on" },
+    interval: {
+      type: "string",
+      value: "<duration>",
+      description: "how often to poll for status changes (default 250ms)",
+    },
+    payload: { type: "boolean", description: "show each message's payload" },
+    count: { type: "string", value: "<n>", description: "stop after n events (for scripts)" },
+  },
+  examples: [
+    "redactor tail",
+    "redactor tail HEAR_FC petal-app-manager --payload",
+    "redactor tail --json --count 1",
+  ],
+  async run(ctx: CommandContext) {
+    const apps = (ctx.args.app as string[] | undefined) ?? [];
+    const intervalText = stringOption(ctx, "interval");
+    const intervalMs = intervalText === undefined ? 250 : parseDuration(intervalText, "--interval");
+    const countText = stringOption(ctx, "count");
+    const maxEvents = countText === undefined ? Number.POSITIVE_INFINITY : parseCount(countText, "--count");
+    const withPayload = ctx.options.payload === true;
+
+    const cmd = await connectRedis(ctx.redisUrl, { reconnect: true });
+    const sub = await connectRedis(ctx.redisUrl, { reconnect: true }).catch(async (err) => {
+      await closeRedis(cmd);
+      throw err;
+    });
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+    });
+    const notifications = !ctx.options.poll && (await keyspaceEventsOn(cmd));
+    const tail = new Tail(
+      cmd,
+      ctx.keys,
+      apps.length > 0 ? new Set(apps) : null,
+      withPayload,
+      notifications,
+      (e) => {
+        if (tail.emitted >= maxEvents) return;
+        tail.emitted += 1;
+        ctx.out(ctx.json ? JSON.stringify(e) : formatTailEvent(e, withPayload));
+        if (tail.emitted >= maxEvents) stop();
+      },
+      ctx.err,
+    );
+    const db = cmd.options.db ?? 0;
+    const keyspacePrefix = `__keyspace@${db}__:${ctx.keys.messagePrefix()}`;
+    const broadcast = ctx.keys.broadcastChannel();
+
+    sub.on("pmessage", (_pattern: string, channel: string, text: string) => {
+      if (channel === broadcast) tail.onBroadcast(text);
+      else if (channel.startsWith(keyspacePrefix)) {
+        if (text === "hset") tail.enqueue(() => tail.onHashChanged(channel.slice(keyspacePrefix.length)));
+      } else if (text.startsWith("new_message:")) {
+        const id = text.slice("new_message:".length);
+        tail.enqueue(() => tail.onNewMessage(channel, id));
+      }
+    });
+    let lost = false;
+    sub.on("reconnecting", () => {
+      if (!lost) ctx.err("tail: connection to Redis lost; reconnecting …");
+      lost = true;
+    });
+    sub.on("ready", () => {
+      if (lost) ctx.err("tail: reconnected; messages sent while disconnected were not seen");
+      lost = false;
+    });
+
+    const patterns = [`${ctx.keys.channel("")}*`];
+    if (notifications) patterns.push(`${keyspacePrefix}*`);
+    await sub.psubscribe(...patterns);
+    const timer = notifications ? undefined : setInterval(() => tail.enqueue(() => tail.poll()), intervalMs);
+    const onSignal = () => stop();
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    ctx.err(
+      `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"} on ${redactUrl(ctx.redisUrl)} ` +
+        `(status changes by ${notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}); Ctrl-C to stop`,
+    );
+    try {
+      await stopped;
+    } finally {
+      clearInterval(timer);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      sub.disconnect();
+      await closeRedis(cmd);
+    }
+    return ExitCode.OK;
+  },
+};
