@@ -1,0 +1,32 @@
+import { createSystem, defineActor, Priority } from "redactor";
+
+// A protocol: each message type with its payload and, for requests, its reply.
+type GreeterProtocol = {
+  greet: { payload: { name: string }; reply: { text: string } };
+  note: { payload: { text: string } }; // no reply: tell only
+};
+
+const greeter = defineActor<GreeterProtocol, { notes: number }>({
+  id: "greeter", // its mailbox is the Redis sorted set queue:greeter:inbox
+  setup: () => ({ notes: 0 }),
+  handlers: {
+    note: (payload, ctx) => {
+      ctx.state.notes += 1;
+      console.log(`greeter got a note: ${payload.text}`);
+    },
+    greet: (payload, ctx) => ({ text: `hello, ${payload.name} (notes so far: ${ctx.state.notes})` }),
+  },
+});
+
+const system = await createSystem({ redis: process.env.REDIS_URL, appId: "quickstart" });
+try {
+  await system.spawn(greeter);
+  const ref = system.ref<GreeterProtocol>("greeter");
+
+  const noteId = await ref.tell("note", { text: "tell does not wait" }, { priority: Priority.HIGH });
+  const reply = await ref.ask("greet", { name: "Ada" }, { timeoutMs: 5_000 });
+  console.log(reply.text);
+  console.log(`status of the note: ${await system.messageStatus(noteId)}`);
+} finally {
+  await system.shutdown();
+}
