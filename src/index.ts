@@ -5,16 +5,19 @@ export type {
   ActorRef,
   AskableType,
   AskOptions,
+  FailureDirective,
   Handler,
   HandlerResult,
   MessageSpec,
   PayloadOf,
   Protocol,
   ReplyOf,
+  RestartType,
   SetupContext,
   TellOptions,
 } from "./actor.js";
 export { defineActor } from "./actor.js";
+export type { BackoffOptions } from "./backoff.js";
 export type { Envelope } from "./envelope.js";
 export { decodeEnvelope, encodeEnvelope, newMessageId, PAYLOAD_META_FIELD } from "./envelope.js";
 export {
@@ -41,6 +44,7 @@ export { Priority } from "./priority.js";
 export type { StandardSchemaV1 } from "./schema.js";
 export {
   type ChildSpec,
+  RestartIntensityError,
   type SupervisorOptions,
   type SupervisorRef,
   type SupervisorSpec,
@@ -48,3 +52,14 @@ export {
   supervisor,
 } from "./supervisor.js";
 export { type ActorSystem, type BroadcastOptions, createSystem, type SystemOptions } from "./system.js";
+// Observability: prom-client metrics built from system.events, and a /metrics endpoint.
+
+export {
+  createMetrics,
+  MetricsError,
+  type MetricsOptions,
+  type MetricsServer,
+  type RedactorMetrics,
+  type ServeMetricsOptions,
+  serveMetrics,
+} from "./metrics.js";
