@@ -28,8 +28,11 @@ export interface TestRedis {
   client(): Redis;
   /** Kills the server (SIGKILL by default) and waits for it to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the server again on the same port and directory (after `kill`, or kills it first). */
-  restart(): Promise<void>;
+  /**
+   * Starts the server again on the same port and directory (after `kill`, or kills it first),
+   * staying down `downMs` in between.
+   */
+  restart(downMs?: number): Promise<void>;
   /** Stops the server, closes clients, removes its directory. */
   stop(): Promise<void>;
 }
@@ -139,8 +142,9 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
       return c;
     },
     kill,
-    async restart() {
+    async restart(downMs = 0) {
       await kill();
+      await new Promise((r) => setTimeout(r, downMs));
       await launch();
     },
     async stop() {
