@@ -79,7 +79,10 @@ export interface ActorRef<P extends Protocol<P> = Record<string, MessageSpec>> {
   readonly id: string;
   /** Sends a message; resolves with its id once Redis has it. */
   tell<K extends keyof P & string>(type: K, payload: PayloadOf<P, K>, options?: TellOptions): Promise<string>;
-  /** Sends a request and resolves with the reply's payload; rejects with AskTimeoutError. */
+  /**
+   * Sends a request from the system's appId and resolves with the reply's payload; rejects
+   * with AskTimeoutError.
+   */
   ask<K extends AskableType<P>>(
     type: K,
     payload: PayloadOf<P, K>,
@@ -105,7 +108,11 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
   message: Envelope;
   /** How many times this message has been delivered, this time included. */
   attempt: number;
-  /** A ref to another app that sends as this actor (sender = this actor's id). */
+  /**
+   * A ref to another app whose `tell` sends as this actor (sender = this actor's id). Its `ask`
+   * sends from the system's appId, like every ask, so the reply is not queued behind this
+   * actor's own work (an actor cannot take a reply from its own inbox while it is busy).
+   */
   ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
   /**
    * Renews the lease on this message (and the rest of the claimed batch) now. The runtime

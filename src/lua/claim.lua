@@ -70,7 +70,7 @@ local function decode(member, attempts)
   if #member > maxBytes then
     local id = string.match(member, '"id"%s*:%s*"([^"]+)"')
     deadLetter(dead, nowMs, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes,
-      attempts, string.sub(member, 1, 1024))
+      attempts, member)
     if id then
       redis.call('HSET', prefix .. id, 'status', stRejected, 'error', 'oversize')
       redis.call('EXPIRE', prefix .. id, ttl)
