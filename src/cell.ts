@@ -76,10 +76,11 @@ function asError(err: unknown): Error {
 export class ActorCell implements Wakeable {
   state: CellState = "starting";
   readonly id: string;
-  readonly log: Logger;
   private actorState: unknown;
   private readonly token: string;
-  private readonly self: ActorRef;
+  // Created on first use: an idle actor should cost as little memory as possible.
+  private logger: Logger | undefined;
+  private selfRef: ActorRef | undefined;
   private draining: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -108,8 +109,17 @@ export class ActorCell implements Wakeable {
     this.id = definition.id;
     incarnations += 1;
     this.token = `${host.nodeId}/${incarnations}`;
-    this.log = host.log.child({ actor: this.id });
-    this.self = host.refFrom(this.id, this.id);
+  }
+
+  /** A logger bound to this actor. */
+  get log(): Logger {
+    this.logger ??= this.host.log.child({ actor: this.id });
+    return this.logger;
+  }
+
+  private get self(): ActorRef {
+    this.selfRef ??= this.host.refFrom(this.id, this.id);
+    return this.selfRef;
   }
 
   /** True when idle: running and not draining. */
@@ -126,8 +136,6 @@ export class ActorCell implements Wakeable {
     };
     this.actorState = this.definition.setup ? await this.definition.setup(setupCtx) : undefined;
     this.state = "running";
-    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.options.leaseMs / 3));
-    this.leaseTimer.unref();
     this.wake();
   }
 
@@ -138,7 +146,11 @@ export class ActorCell implements Wakeable {
       this.again = true;
       return;
     }
+    // Leases are renewed only while the cell holds claimed messages, i.e. while it drains.
+    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.options.leaseMs / 3));
+    this.leaseTimer.unref();
     this.draining = this.drain().finally(() => {
+      clearInterval(this.leaseTimer);
       this.draining = undefined;
     });
   }

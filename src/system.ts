@@ -9,13 +9,14 @@ import { Redis, type RedisOptions } from "ioredis";
 import { type Logger, pino } from "pino";
 import type { ActorDefinition, ActorRef, AskOptions, MessageSpec, Protocol, TellOptions } from "./actor.js";
 import { PendingAsks } from "./asks.js";
+import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost } from "./cell.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
 import { SystemEventEmitter } from "./events.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
-import { Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
+import { type EncodedMessage, Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
 import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
 import { monotonicMicros, Priority } from "./priority.js";
 import {
@@ -182,6 +183,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.log.error({ err, event }, "an event listener threw; fix the listener"),
   );
   private readonly asks = new PendingAsks();
+  /** Concurrent sends from one sender to one recipient go to Redis as one script call. */
+  private readonly sends = new Batcher<EncodedMessage>((batch) => this.mailbox.send(batch), 256);
   private readonly presence: Presence;
   private readonly wakeups: Wakeups;
   private readonly cells = new Map<string, ActorCell>();
@@ -296,7 +299,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       options.timeoutMs,
       options.id ?? newMessageId(),
     );
-    await this.mailbox.send([this.mailbox.encode(env)]);
+    await this.sends.add(`${sender}\n${recipient}`, this.mailbox.encode(env));
     this.emitSent(env);
     return env.id;
   }
@@ -318,7 +321,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     const started = performance.now();
     const reply = this.asks.wait(env.id, recipient, type, timeoutMs, options.match);
     try {
-      await this.mailbox.send([encoded]);
+      await this.sends.add(`${this.appId}\n${recipient}`, encoded);
       this.emitSent(env);
     } catch (err) {
       this.asks.fail(env.id, err as Error);
