@@ -90,6 +90,13 @@ export interface SystemOptions extends MailboxOptions {
    */
   whenDisconnected?: "queue" | "fail";
   /**
+   * Use the server's keyspace notifications for sorted sets when they are on
+   * (`notify-keyspace-events` containing K and z, or KA): a bare ZADD then wakes its actor at
+   * once and the sweep does less. redactor never changes the server's configuration.
+   * @default true
+   */
+  keyspaceEvents?: boolean;
+  /**
    * Shut down gracefully on SIGINT and SIGTERM, then exit the process (for runnable programs).
    * @default false
    */
@@ -218,6 +225,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       sweepMs: options.sweepMs ?? 1000,
       onBroadcast: (text) => this.onBroadcast(text),
       onReconnect: () => void this.reannounce(),
+      keyspaceEvents: options.keyspaceEvents ?? true,
     });
     const intensity = options.rootIntensity ?? { maxRestarts: 10, withinMs: 10_000 };
     this.root = new SupervisorRuntime(this, supervisor({ id: "root", ...intensity, children: [] }), {

@@ -7,6 +7,11 @@
  * interval whatever its number of actors; only when that finds something does it ask which.
  * The same sweep returns to the inbox the messages of local actors whose lease expired or
  * whose holder died, so a crashed process's work comes back even when nothing new arrives.
+ *
+ * Where the server already publishes keyspace notifications for sorted sets
+ * (`notify-keyspace-events` with K and z, or KA), each actor also listens to its inbox key's
+ * `zadd` events: a bare ZADD then wakes it at once, and the sweep drops the inboxes and looks
+ * at leases only every fifth period. redactor never changes the server's configuration.
  */
 import type { Redis } from "ioredis";
 import type { Keyspace } from "./keyspace.js";
@@ -29,6 +34,10 @@ export class Wakeups {
   private flushScheduled = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private sweeps = 0;
+  /** Whether the server publishes keyspace events for sorted sets (checked, never set). */
+  private notifications = false;
+  private readonly db: number;
 
   constructor(
     private readonly sub: Redis,
@@ -42,8 +51,36 @@ export class Wakeups {
       onBroadcast: (text: string) => void;
       /** A connection came back after being lost. */
       onReconnect: () => void;
+      /** Use keyspace notifications when the server has them on. */
+      keyspaceEvents: boolean;
     },
-  ) {}
+  ) {
+    this.db = Number(cmd.options.db ?? 0);
+  }
+
+  private keyspaceChannel(app: string): string {
+    return `__keyspace@${this.db}__:${this.keys.inbox(app)}`;
+  }
+
+  /** Reads the server's notify-keyspace-events and (un)subscribes the inbox events to match. */
+  async checkNotifications(): Promise<void> {
+    let on = false;
+    if (this.options.keyspaceEvents) {
+      try {
+        const [, flags = ""] = (await this.cmd.config("GET", "notify-keyspace-events")) as string[];
+        on = flags.includes("K") && (flags.includes("z") || flags.includes("A"));
+      } catch {
+        // CONFIG is disabled on this server (managed Redis): sweep only.
+      }
+    }
+    if (on === this.notifications) return;
+    this.notifications = on;
+    for (const app of this.actors.keys()) {
+      const channel = this.keyspaceChannel(app);
+      if (on) this.subscribe(channel, app);
+      else this.unsubscribe(channel);
+    }
+  }
 
   /** Subscribes to the broadcast channel and starts the sweep. */
   async start(): Promise<void> {
@@ -53,7 +90,9 @@ export class Wakeups {
         return;
       }
       const app = this.byChannel.get(channel);
-      if (app !== undefined) this.actors.get(app)?.wake();
+      // A keyspace event's text is the command; only an added message is news.
+      if (app !== undefined && (text === "zadd" || channel.startsWith("channel:")))
+        this.actors.get(app)?.wake();
     });
     // Messages may have arrived while a connection was down: look at every inbox at once.
     for (const connection of [this.sub, this.cmd]) {
@@ -62,11 +101,13 @@ export class Wakeups {
         if (connectedBefore) {
           this.options.onReconnect();
           this.wakeAll();
+          void this.checkNotifications();
         }
         connectedBefore = true;
       });
     }
     await this.sub.subscribe(this.keys.broadcastChannel());
+    await this.checkNotifications();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();
   }
@@ -80,18 +121,26 @@ export class Wakeups {
   /** Starts waking `actor` for messages to `app`. */
   watch(app: string, actor: Wakeable): void {
     this.actors.set(app, actor);
-    const channel = this.keys.channel(app);
+    this.subscribe(this.keys.channel(app), app);
+    if (this.notifications) this.subscribe(this.keyspaceChannel(app), app);
+  }
+
+  /** Stops waking anything for `app`. */
+  unwatch(app: string): void {
+    this.actors.delete(app);
+    this.unsubscribe(this.keys.channel(app));
+    this.unsubscribe(this.keyspaceChannel(app));
+  }
+
+  private subscribe(channel: string, app: string): void {
     this.byChannel.set(channel, app);
     this.toUnsubscribe.delete(channel);
     this.toSubscribe.add(channel);
     this.scheduleFlush();
   }
 
-  /** Stops waking anything for `app`. */
-  unwatch(app: string): void {
-    this.actors.delete(app);
-    const channel = this.keys.channel(app);
-    this.byChannel.delete(channel);
+  private unsubscribe(channel: string): void {
+    if (!this.byChannel.delete(channel)) return;
     this.toSubscribe.delete(channel);
     this.toUnsubscribe.add(channel);
     this.scheduleFlush();
@@ -136,22 +185,25 @@ export class Wakeups {
   async sweep(): Promise<void> {
     if (this.sweeping || this.cmd.status !== "ready") return;
     this.sweeping = true;
+    this.sweeps += 1;
     try {
+      // Every tenth period: has someone turned keyspace notifications on or off?
+      if (this.sweeps % 10 === 0) await this.checkNotifications();
       const apps = [...this.actors.keys()];
-      if (apps.length === 0) return;
-      const inboxes = apps.map((app) => this.keys.inbox(app));
-      const processing = apps.map((app) => this.keys.processing(app));
-      if ((await this.cmd.exists(...inboxes, ...processing)) === 0) return;
+      // With notifications a bare ZADD wakes its actor itself; leases still need a look.
+      const inboxes = this.notifications ? [] : apps.map((app) => this.keys.inbox(app));
+      const leases = !this.notifications || this.sweeps % 5 === 0;
+      const processing = leases ? apps.map((app) => this.keys.processing(app)) : [];
+      const keys = [...inboxes, ...processing];
+      if (keys.length === 0 || (await this.cmd.exists(...keys)) === 0) return;
       const pipeline = this.cmd.pipeline();
-      for (let i = 0; i < apps.length; i++) {
-        pipeline.exists(inboxes[i] as string);
-        pipeline.exists(processing[i] as string);
-      }
-      const results = ((await pipeline.exec()) ?? []).map(([, found]) => found === 1);
+      for (const key of keys) pipeline.exists(key);
+      const found = ((await pipeline.exec()) ?? []).map(([, n]) => n === 1);
       await Promise.all(
         apps.map(async (app, i) => {
-          const hasInbox = results[2 * i];
-          const returned = results[2 * i + 1] ? await this.mailbox.recover(app) : 0;
+          const hasInbox = inboxes.length > 0 && found[i];
+          const returned =
+            processing.length > 0 && found[inboxes.length + i] ? await this.mailbox.recover(app) : 0;
           const actor = this.actors.get(app);
           if (actor?.idle && (hasInbox || returned > 0)) actor.wake();
         }),

@@ -121,3 +121,29 @@ describe("wake-ups", () => {
     expect(Math.abs(many.calls - one.calls)).toBeLessThanOrEqual(3);
   });
 });
+
+describe("wake-ups with keyspace notifications on the server", () => {
+  const notifying = useRedis({ args: ["--notify-keyspace-events", "Kz"] });
+  const newNotifiedSystem = useSystems(notifying);
+
+  it("wakes an actor at once for a bare ZADD, without a sweep", async () => {
+    const app = uniqueId("ks");
+    // The sweep is far away: only the keyspace event can explain a quick delivery.
+    const system = await newNotifiedSystem({ sweepMs: 60_000 });
+    const seen = new Map<string, number[]>();
+    await spawnCounters(system, [app], seen);
+    const sent = Date.now();
+    await notifying().client().zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
+    await waitFor(() => (seen.get(app) ?? []).length === 1, 2000, "the bare message");
+    expect(Date.now() - sent).toBeLessThan(500);
+  });
+
+  it("falls back to sweeping when the option is off", async () => {
+    const app = uniqueId("ks-off");
+    const system = await newNotifiedSystem({ sweepMs: 200, keyspaceEvents: false });
+    const seen = new Map<string, number[]>();
+    await spawnCounters(system, [app], seen);
+    await notifying().client().zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
+    await waitFor(() => (seen.get(app) ?? []).length === 1, 2000, "the bare message");
+  });
+});
