@@ -23,18 +23,24 @@ describe("crash recovery", () => {
       HEARTBEAT_MS: "200",
       LEASE_MS: "5000",
     };
-    const start = () => startWorker("worker", { ...env, APP_ID: uniqueId("crash-worker") });
+    let workerApp = "";
+    const start = () => {
+      workerApp = uniqueId("crash-worker");
+      return startWorker("worker", { ...env, APP_ID: workerApp });
+    };
     let worker: ChildWorker = await start();
 
     const producer = await newSystem();
-    const ref = producer.ref<{ work: { payload: { key: string } } }>(actor);
+    const ref = producer.ref<{ work: { payload: { key: string; delayMs: number } } }>(actor);
     const ids: string[] = [];
     const sending = (async () => {
       for (let i = 0; i < TOTAL; i += 250) {
         const chunk = Array.from({ length: Math.min(250, TOTAL - i) }, (_, j) =>
-          ref.tell("work", { key: `k${i + j}` }),
+          ref.tell("work", { key: `k${i + j}`, delayMs: 1 }),
         );
         ids.push(...(await Promise.all(chunk)));
+        // A steady stream over several seconds, so that every kill lands mid-stream.
+        await new Promise((r) => setTimeout(r, 150));
       }
     })();
 
@@ -47,26 +53,26 @@ describe("crash recovery", () => {
       await waitFor(async () => (await done()) >= threshold, 60_000, `progress to ${threshold}`);
       const killedAt = Date.now();
       const progress = await done();
+      const deadApp = workerApp;
       await worker.kill("SIGKILL");
       const orphaned = await admin.zcard(`queue:${actor}:processing`);
       worker = await start();
       const restartedAt = Date.now();
-      // Recovered: nothing left in processing from the dead process, and work is moving again.
+      // Recovered: no message is leased by the dead process any more, and work is moving again.
       await waitFor(
         async () => {
           const leases = await admin.zrange(`queue:${actor}:processing`, 0, -1);
-          if (leases.length === 0) return (await done()) > progress;
           const owners = await Promise.all(
             leases.map((m) => admin.hget(`message:${JSON.parse(m).id}`, "lease")),
           );
-          return owners.every((o) => o !== null) && (await done()) > progress;
+          return owners.every((o) => !o?.startsWith(`${deadApp}@`)) && (await done()) > progress;
         },
         30_000,
         "recovery",
       );
       report.push(
         `kill ${n + 1} at ${progress} handled: ${orphaned} in processing at the kill, worker back in ${restartedAt - killedAt} ms, ` +
-          `work moving again ${Date.now() - killedAt} ms after the kill`,
+          `its leases back in the inbox ${Date.now() - killedAt} ms after the kill`,
       );
     }
     await sending;
