@@ -98,6 +98,12 @@ export interface SetupContext<P extends Protocol<P>> {
   log: Logger;
   /** The system it runs in. */
   system: ActorSystem;
+  /**
+   * A ref to another app whose `tell` sends as this actor (sender = this actor's id). Its `ask`
+   * sends from the system's appId, like every ask, so the reply is not queued behind this
+   * actor's own work (an actor cannot take a reply from its own inbox while it is busy).
+   */
+  ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
 }
 
 /** What every handler receives besides its payload. */
@@ -108,12 +114,6 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
   message: Envelope;
   /** How many times this message has been delivered, this time included. */
   attempt: number;
-  /**
-   * A ref to another app whose `tell` sends as this actor (sender = this actor's id). Its `ask`
-   * sends from the system's appId, like every ask, so the reply is not queued behind this
-   * actor's own work (an actor cannot take a reply from its own inbox while it is busy).
-   */
-  ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
   /**
    * Renews the lease on this message (and the rest of the claimed batch) now. The runtime
    * already renews it every third of the lease while a handler runs; call this before a long
@@ -154,6 +154,11 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
   schemas?: { [K in keyof P]?: StandardSchemaV1<unknown, PayloadOf<P, K>> };
   /** Builds the state of each incarnation; runs again on restart. */
   setup?: (ctx: SetupContext<P>) => S | Promise<S>;
+  /**
+   * Runs when an incarnation ends (stop, shutdown, crash, before a restart): clear timers,
+   * close what `setup` opened. Its errors are logged and ignored.
+   */
+  teardown?: (ctx: SetupContext<P> & { state: S }) => void | Promise<void>;
   /** One handler per message type of the protocol. */
   handlers: { [K in keyof P]: Handler<P, K, S> };
   /**

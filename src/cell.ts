@@ -30,6 +30,8 @@ export interface CellHost {
   refFrom(sender: string, target: string): ActorRef;
   /** Wakes whichever cell serves `app` after `delayMs` (a retry comes due). */
   wakeLater(app: string, delayMs: number): void;
+  /** Reports a message this cell sent (a reply). */
+  sent(envelope: Envelope): void;
 }
 
 /** Where a cell is in its life. */
@@ -45,16 +47,6 @@ interface Crash {
 }
 
 let incarnations = 0;
-
-/** Best-effort id of a member that failed to decode (the claim script checked it has one). */
-function looseId(member: string): string {
-  try {
-    const id = (JSON.parse(member) as { id?: unknown }).id;
-    return typeof id === "number" ? String(id) : String(id ?? "");
-  } catch {
-    return "";
-  }
-}
 
 /** The canonical score a member goes back to the inbox at. */
 function requeueScore(member: string): number {
@@ -127,16 +119,31 @@ export class ActorCell implements Wakeable {
     return this.state === "running" && this.draining === undefined;
   }
 
-  /** Runs `setup` and starts serving. */
-  async start(): Promise<void> {
-    const setupCtx: SetupContext<never> = {
+  private setupContext(): SetupContext<never> {
+    return {
       self: this.self as never,
       log: this.log,
       system: this.host.system,
+      ref: (id: string) => this.host.refFrom(this.id, id) as never,
     };
-    this.actorState = this.definition.setup ? await this.definition.setup(setupCtx) : undefined;
+  }
+
+  /** Runs `setup` and starts serving. */
+  async start(): Promise<void> {
+    this.actorState = this.definition.setup ? await this.definition.setup(this.setupContext()) : undefined;
     this.state = "running";
     this.wake();
+  }
+
+  /** Runs the definition's `teardown`, once per incarnation. */
+  private async teardown(): Promise<void> {
+    const teardown = this.definition.teardown;
+    if (!teardown) return;
+    try {
+      await teardown({ ...this.setupContext(), state: this.actorState });
+    } catch (err) {
+      this.log.error({ err }, "teardown failed");
+    }
   }
 
   /** Claims and runs whatever is in the inbox (or notes that it must look again). */
@@ -187,6 +194,7 @@ export class ActorCell implements Wakeable {
     clearInterval(this.leaseTimer);
     await this.flush();
     this.state = "stopped";
+    await this.teardown();
   }
 
   private async drain(): Promise<void> {
@@ -228,6 +236,7 @@ export class ActorCell implements Wakeable {
     this.state = "stopped";
     clearInterval(this.leaseTimer);
     await this.flush();
+    await this.teardown();
     const kind = crash.directive === "restart" ? "crash" : crash.directive;
     this.options.onExit?.({ kind, error: crash.error });
   }
@@ -398,13 +407,16 @@ export class ActorCell implements Wakeable {
         return;
       }
     }
+    const durationMs = performance.now() - started;
     this.host.events.emit("message.completed", {
       actor: this.id,
       id,
       type,
-      durationMs: performance.now() - started,
+      sender: message.sender,
+      durationMs,
     });
     this.finish({ ...base, event: "COMPLETE", reply });
+    if (reply) this.host.sent(reply.envelope);
   }
 
   /** A handler threw: retry the message later or dead-letter it, then apply the directive. */

@@ -8,12 +8,12 @@ import type { Priority } from "./priority.js";
 
 /** Every event and its payload. */
 export interface SystemEvents {
-  /** A message was written to an inbox by this system. */
+  /** A message was written to an inbox by this system (tells, asks and replies). */
   "message.sent": { id: string; sender: string; recipient: string; type: string; priority: Priority };
   /** An actor claimed messages from its inbox. */
   "message.claimed": { actor: string; count: number };
   /** A handler finished. */
-  "message.completed": { actor: string; id: string; type: string; durationMs: number };
+  "message.completed": { actor: string; id: string; type: string; sender: string; durationMs: number };
   /** A message failed; `deadLettered` when it went to `queue:<app>:dead`. */
   "message.failed": {
     actor: string;
@@ -27,10 +27,10 @@ export interface SystemEvents {
   "message.timeout": { actor: string; id: string };
   /** Malformed or oversized members were dead-lettered by the claim. */
   "message.rejected": { actor: string; count: number };
-  /** An ask got its reply. */
-  "ask.replied": { recipient: string; type: string; latencyMs: number };
-  /** An ask timed out. */
-  "ask.timeout": { recipient: string; type: string; timeoutMs: number };
+  /** An ask got its reply; `id` is the request's id. */
+  "ask.replied": { id: string; recipient: string; type: string; latencyMs: number };
+  /** An ask timed out; `id` is the request's id. */
+  "ask.timeout": { id: string; recipient: string; type: string; timeoutMs: number };
   /** An actor incarnation started. */
   "actor.started": { actor: string };
   /** An actor incarnation ended: `stop` (on purpose), `crash`, or a handler's directive. */

@@ -336,11 +336,17 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     }
     return reply.then(
       (payload) => {
-        this.events.emit("ask.replied", { recipient, type, latencyMs: performance.now() - started });
+        this.events.emit("ask.replied", {
+          id: env.id,
+          recipient,
+          type,
+          latencyMs: performance.now() - started,
+        });
         return payload;
       },
       (err: unknown) => {
-        if (err instanceof AskTimeoutError) this.events.emit("ask.timeout", { recipient, type, timeoutMs });
+        if (err instanceof AskTimeoutError)
+          this.events.emit("ask.timeout", { id: env.id, recipient, type, timeoutMs });
         throw err;
       },
     );
@@ -353,6 +359,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       `cannot ${what}: the Redis connection is down (${this.cmd.status}) and whenDisconnected is "fail"; ` +
         'retry later, or use whenDisconnected: "queue" to send once it is back',
     );
+  }
+
+  sent(env: Envelope): void {
+    this.emitSent(env);
   }
 
   private emitSent(env: Envelope): void {
@@ -424,13 +434,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
         await this.systemCell.stop(Date.now() + this.shutdownTimeoutMs);
         this.systemCell = undefined;
       }
+      // Subscribed before it starts: its first claim then covers anything sent before that.
+      await this.wakeups.watch(id, cell);
       await cell.start();
     } catch (err) {
       this.cells.delete(id);
+      this.wakeups.unwatch(id);
       if (isSystemInbox) await this.startSystemCell();
       throw err;
     }
-    this.wakeups.watch(id, cell);
     await this.presence.online(id);
     this.events.emit("actor.started", { actor: id });
     return cell;
@@ -459,9 +471,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       { id: this.appId, handlers: {} },
       { intercept: (m) => this.asks.offer(m), leaseMs: this.mailbox.config.leaseMs },
     );
+    await this.wakeups.watch(this.appId, cell);
     await cell.start();
     this.systemCell = cell;
-    this.wakeups.watch(this.appId, cell);
     await this.presence.online(this.appId);
   }
 

@@ -32,6 +32,8 @@ export class Wakeups {
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushScheduled = false;
+  /** Settles when the (un)subscriptions queued in this tick have been sent and answered. */
+  private subscribed: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private sweeps = 0;
@@ -118,11 +120,12 @@ export class Wakeups {
     this.sweepTimer = undefined;
   }
 
-  /** Starts waking `actor` for messages to `app`. */
-  watch(app: string, actor: Wakeable): void {
+  /** Starts waking `actor` for messages to `app`; resolves once the subscription is in place. */
+  watch(app: string, actor: Wakeable): Promise<void> {
     this.actors.set(app, actor);
     this.subscribe(this.keys.channel(app), app);
     if (this.notifications) this.subscribe(this.keyspaceChannel(app), app);
+    return this.subscribed;
   }
 
   /** Stops waking anything for `app`. */
@@ -160,20 +163,23 @@ export class Wakeups {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
+    let done: () => void = () => {};
+    this.subscribed = new Promise<void>((resolve) => {
+      done = resolve;
+    });
     queueMicrotask(() => {
       this.flushScheduled = false;
+      const work: Promise<unknown>[] = [];
       if (this.toSubscribe.size > 0) {
-        const channels = [...this.toSubscribe];
+        work.push(this.sub.subscribe(...this.toSubscribe));
         this.toSubscribe.clear();
-        this.sub.subscribe(...channels).catch(() => {
-          // ioredis re-subscribes on reconnect; the sweep covers the gap.
-        });
       }
       if (this.toUnsubscribe.size > 0) {
-        const channels = [...this.toUnsubscribe];
+        work.push(this.sub.unsubscribe(...this.toUnsubscribe));
         this.toUnsubscribe.clear();
-        this.sub.unsubscribe(...channels).catch(() => {});
       }
+      // A failed (un)subscribe is redone by ioredis on reconnect; the sweep covers the gap.
+      void Promise.allSettled(work).then(() => done());
     });
   }
 

@@ -133,7 +133,9 @@ describe("wake-ups with keyspace notifications on the server", () => {
     const seen = new Map<string, number[]>();
     await spawnCounters(system, [app], seen);
     const sent = Date.now();
-    await notifying().client().zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
+    await notifying()
+      .client()
+      .zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
     await waitFor(() => (seen.get(app) ?? []).length === 1, 2000, "the bare message");
     expect(Date.now() - sent).toBeLessThan(500);
   });
@@ -143,7 +145,9 @@ describe("wake-ups with keyspace notifications on the server", () => {
     const system = await newNotifiedSystem({ sweepMs: 200, keyspaceEvents: false });
     const seen = new Map<string, number[]>();
     await spawnCounters(system, [app], seen);
-    await notifying().client().zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
+    await notifying()
+      .client()
+      .zadd(`queue:${app}:inbox`, 3000, bare(uniqueId("m"), app, 1));
     await waitFor(() => (seen.get(app) ?? []).length === 1, 2000, "the bare message");
   });
 });
