@@ -122,7 +122,7 @@ for _, member in ipairs(expired) do
 end
 
 -- 3. Claim.
-local claimed, timedOut = {}, {}
+local claimed, timedOut, leases = {}, {}, {}
 local duplicates = 0
 local deadline = nowMs + leaseMs
 while #claimed < want * 3 do
@@ -139,19 +139,21 @@ while #claimed < want * 3 do
       if status == stDone then
         duplicates = duplicates + 1
       elseif timeout and sentAt and sentAt + timeout < nowSec then
-        redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start')
-        redis.call('HDEL', key, 'lease')
+        redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start', 'lease', '')
         redis.call('EXPIRE', key, ttl)
         timedOut[#timedOut + 1] = id
       else
-        if not status then
-          redis.call('HSET', key, 'sender', text(msg.sender), 'recipient', text(msg.recipient),
-            'timestamp', text(msg.timestamp), 'type', text(msg.message_type))
+        if status then
+          redis.call('HSET', key, 'status', stProcessing, 'lease', token)
+        else
+          -- A bare ZADD: nobody wrote the metadata hash, so write it now, with its TTL.
+          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'sender', text(msg.sender),
+            'recipient', text(msg.recipient), 'timestamp', text(msg.timestamp), 'type', text(msg.message_type))
+          redis.call('EXPIRE', key, ttl)
         end
-        redis.call('HSET', key, 'status', stProcessing, 'lease', token)
         local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-        redis.call('EXPIRE', key, ttl)
-        redis.call('ZADD', processing, deadline, member)
+        leases[#leases + 1] = deadline
+        leases[#leases + 1] = member
         claimed[#claimed + 1] = member
         claimed[#claimed + 1] = attempts
         claimed[#claimed + 1] = id
@@ -159,5 +161,6 @@ while #claimed < want * 3 do
     end
   end
 end
+if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
 
 return { nowMs, 0, claimed, timedOut, rejected, duplicates }

@@ -34,37 +34,50 @@ local stNew = ARGV[3]
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local results = {}
+-- First pass: which leases are still ours; their members leave processing in one ZREM.
+local records, ours = {}, {}
 local k, a = 4, 4
 while a <= #ARGV do
-  local id, member, token, status, err, deadReason, requeue, retryAt, attempts, giveBack, hasReply =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],
-    ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
-  local key = KEYS[k]
+  local r = { key = KEYS[k], id = ARGV[a], member = ARGV[a + 1], token = ARGV[a + 2], status = ARGV[a + 3],
+    err = ARGV[a + 4], deadReason = ARGV[a + 5], requeue = ARGV[a + 6], retryAt = ARGV[a + 7],
+    attempts = ARGV[a + 8], giveBack = ARGV[a + 9] }
   a = a + 11
   k = k + 1
-  local ours = token == '' or redis.call('HGET', key, 'lease') == token
-  if ours then
-    redis.call('ZREM', processing, member)
-    redis.call('HSET', key, 'status', status, 'finished_at', nowMs)
-    if err ~= '' then redis.call('HSET', key, 'error', err) end
-    redis.call('HDEL', key, 'lease')
-    redis.call('EXPIRE', key, ttl)
-    if requeue ~= '' then redis.call('ZADD', inbox, requeue, member) end
-    if retryAt ~= '' then redis.call('ZADD', processing, retryAt, member) end
-    if giveBack ~= '0' then redis.call('HINCRBY', key, 'attempts', -tonumber(giveBack)) end
-    if deadReason ~= '' then deadLetter(dead, nowMs, id, deadReason, err, tonumber(attempts), member) end
-  end
-  if hasReply == '1' then
-    if ours then
-      local replyInbox, replyKey, outbox, replyStatus = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-      enqueue(replyInbox, replyKey, outbox, isCanonicalInbox(replyStatus), ttl, cap, stNew,
-        ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
-      redis.call('PUBLISH', ARGV[a + 8], 'new_message:' .. ARGV[a + 1])
-    end
+  if ARGV[a - 1] == '1' then
+    r.replyKeys = { KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3] }
+    r.replyArg = a
     k = k + 4
     a = a + 9
   end
-  results[#results + 1] = ours and 1 or 0
+  r.ours = r.token == '' or redis.call('HGET', r.key, 'lease') == r.token
+  if r.ours then ours[#ours + 1] = r.member end
+  records[#records + 1] = r
+end
+if #ours > 0 then redis.call('ZREM', processing, unpack(ours)) end
+
+-- Second pass: the writes.
+local results = {}
+for _, r in ipairs(records) do
+  if r.ours then
+    -- lease '' rather than HDEL: one command fewer per message.
+    if r.err ~= '' then
+      redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '', 'error', r.err)
+    else
+      redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '')
+    end
+    redis.call('EXPIRE', r.key, ttl)
+    if r.requeue ~= '' then redis.call('ZADD', inbox, r.requeue, r.member) end
+    if r.retryAt ~= '' then redis.call('ZADD', processing, r.retryAt, r.member) end
+    if r.giveBack ~= '0' then redis.call('HINCRBY', r.key, 'attempts', -tonumber(r.giveBack)) end
+    if r.deadReason ~= '' then
+      deadLetter(dead, nowMs, r.id, r.deadReason, r.err, tonumber(r.attempts), r.member)
+    end
+    if r.replyKeys then
+      local rk = r.replyKeys
+      enqueueAll(rk[1], rk[3], isCanonicalInbox(rk[4]), ttl, cap, stNew, { sendItem(r.replyArg, rk[2]) })
+      redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
+    end
+  end
+  results[#results + 1] = r.ours and 1 or 0
 end
 return results

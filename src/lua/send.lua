@@ -28,17 +28,16 @@ local canonical = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
 local n = (#ARGV - 5) / 8
-local sent = 0
+local items = {}
 local lastId
 for i = 1, n do
   local a = 6 + (i - 1) * 8
   local current = redis.call('HGET', KEYS[3 + i], 'status')
   if not (current and duplicate[current]) then
-    enqueue(KEYS[1], KEYS[3 + i], KEYS[2], canonical, ttl, cap, ARGV[4],
-      ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+    items[#items + 1] = sendItem(a, KEYS[3 + i])
     lastId = ARGV[a + 1]
-    sent = sent + 1
   end
 end
+enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], items)
 if lastId then redis.call('PUBLISH', ARGV[3], 'new_message:' .. lastId) end
-return sent
+return #items
