@@ -15,6 +15,9 @@ export interface MessageSpec {
   reply?: unknown;
 }
 
+/** The protocol of a ref whose recipient's protocol is not named: any type, any payload, askable. */
+export type UntypedProtocol = Record<string, { payload: unknown; reply: unknown }>;
+
 /** A protocol: message type → MessageSpec. */
 export type Protocol<P = Record<string, MessageSpec>> = { [K in keyof P]: MessageSpec };
 
@@ -74,7 +77,7 @@ export interface AskOptions {
 }
 
 /** A handle to send messages to any app id, local, remote or foreign. */
-export interface ActorRef<P extends Protocol<P> = Record<string, MessageSpec>> {
+export interface ActorRef<P extends Protocol<P> = UntypedProtocol> {
   /** The app id. */
   readonly id: string;
   /** Sends a message; resolves with its id once Redis has it. */
@@ -103,7 +106,7 @@ export interface SetupContext<P extends Protocol<P>> {
    * sends from the system's appId, like every ask, so the reply is not queued behind this
    * actor's own work (an actor cannot take a reply from its own inbox while it is busy).
    */
-  ref<Q extends Protocol<Q> = Record<string, MessageSpec>>(id: string): ActorRef<Q>;
+  ref<Q extends Protocol<Q> = UntypedProtocol>(id: string): ActorRef<Q>;
 }
 
 /** What every handler receives besides its payload. */

@@ -15,6 +15,7 @@ export type {
   RestartType,
   SetupContext,
   TellOptions,
+  UntypedProtocol,
 } from "./actor.js";
 export { defineActor } from "./actor.js";
 export type { BackoffOptions } from "./backoff.js";

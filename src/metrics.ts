@@ -113,7 +113,8 @@ function systemStore(system: ActorSystem): { redis: Redis; keys: Keyspace } | un
  * - `redactor_handler_duration_seconds{actor,type}` (histogram)
  * - `redactor_ask_duration_seconds{recipient,type}` (histogram of replies received)
  * - `redactor_asks_timed_out_total{recipient,type}`
- * - `redactor_actor_starts_total{actor}`, `redactor_actor_stops_total{actor,reason}`
+ * - `redactor_actor_starts_total{actor}`, `redactor_actor_stops_total{actor,reason}`,
+ *   `redactor_actor_restarts_total{actor,supervisor}`, `redactor_supervisor_failures_total{supervisor}`
  * - `redactor_inbox_depth{app}`, `redactor_messages_in_flight{app}`, `redactor_dead_letters{app}`
  *   (gauges read from Redis at scrape time for the local actors and the system's own inbox)
  *
@@ -167,7 +168,7 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
     (c) =>
       new Counter({
         ...c,
-        help: "Messages that failed, by reason.",
+        help: "Failed attempts (handler errors, refusals), by reason; a retried message counts each failure.",
         labelNames: ["actor", "type", "reason"],
       }),
   );
@@ -217,11 +218,30 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
     "actor_stops_total",
     (c) => new Counter({ ...c, help: "Actors stopped, by reason.", labelNames: ["actor", "reason"] }),
   );
+  const actorRestarts = metric(
+    "actor_restarts_total",
+    (c) =>
+      new Counter({
+        ...c,
+        help: "Actors restarted by their supervisor.",
+        labelNames: ["actor", "supervisor"],
+      }),
+  );
+  const supervisorFailures = metric(
+    "supervisor_failures_total",
+    (c) =>
+      new Counter({
+        ...c,
+        help: "Supervisors that gave up (restart intensity exceeded or escalation).",
+        labelNames: ["supervisor"],
+      }),
+  );
 
-  // The three gauges are collected concurrently by prom-client; one pipelined read serves all.
-  let snapshot: { at: number; counts: Promise<Map<string, [number, number, number]>> } | undefined;
+  // prom-client collects the three gauges of one scrape concurrently; they share one pipelined
+  // read while it is in flight, and the next scrape reads afresh.
+  let pending: Promise<Map<string, [number, number, number]>> | undefined;
   const readQueues = (): Promise<Map<string, [number, number, number]>> => {
-    if (snapshot && Date.now() - snapshot.at < 100) return snapshot.counts;
+    if (pending) return pending;
     const extra = typeof options.apps === "function" ? options.apps() : (options.apps ?? []);
     const apps = [...new Set([system.appId, ...system.actorIds(), ...extra])];
     const { redis, keys } = store;
@@ -247,7 +267,11 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
         ]),
       );
     });
-    snapshot = { at: Date.now(), counts };
+    pending = counts;
+    const clear = () => {
+      pending = undefined;
+    };
+    counts.then(clear, clear);
     return counts;
   };
   let warned = false;
@@ -299,6 +323,8 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
     "ask.timeout": (e) => askTimeouts.inc({ recipient: e.recipient, type: e.type }),
     "actor.started": (e) => actorStarts.inc({ actor: e.actor }),
     "actor.stopped": (e) => actorStops.inc({ actor: e.actor, reason: e.reason }),
+    "actor.restarted": (e) => actorRestarts.inc({ actor: e.actor, supervisor: e.supervisor }),
+    "supervisor.failed": (e) => supervisorFailures.inc({ supervisor: e.supervisor }),
   };
   const subscribe = (on: boolean) => {
     for (const [event, listener] of Object.entries(listeners)) {

@@ -92,7 +92,8 @@ function toStatus(app: string, fields: Record<string, string>, beat: string | nu
   const hasHeartbeat = fields.heartbeat !== undefined && fields.heartbeat !== "";
   const heartbeat = !hasHeartbeat ? "none" : beat ? "alive" : "stale";
   const said = fields.status ?? null;
-  const lastSeenText = beat ?? fields.last_seen;
+  // The process heartbeat speaks for the app only while the app says it is online.
+  const lastSeenText = (said === "online" ? beat : undefined) ?? fields.last_seen;
   const lastSeen = lastSeenText === undefined ? null : Number(lastSeenText);
   return {
     app,

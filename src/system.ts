@@ -7,7 +7,14 @@
 import { hostname } from "node:os";
 import { Redis, type RedisOptions } from "ioredis";
 import { type Logger, pino } from "pino";
-import type { ActorDefinition, ActorRef, AskOptions, MessageSpec, Protocol, TellOptions } from "./actor.js";
+import type {
+  ActorDefinition,
+  ActorRef,
+  AskOptions,
+  Protocol,
+  TellOptions,
+  UntypedProtocol,
+} from "./actor.js";
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost } from "./cell.js";
@@ -126,7 +133,7 @@ export interface ActorSystem {
   /** Stops one local actor: its message in hand finishes, the rest of its claim goes back. */
   stop(id: string): Promise<void>;
   /** A ref to any app id; messages through it are sent as the system's appId. */
-  ref<P extends Protocol<P> = Record<string, MessageSpec>>(id: string): ActorRef<P>;
+  ref<P extends Protocol<P> = UntypedProtocol>(id: string): ActorRef<P>;
   /** Publishes a message on `channel:broadcast` to every actor that handles its type. */
   broadcast(type: string, payload: unknown, options?: BroadcastOptions): Promise<void>;
   /** The status of a message (`get_message_status`), or null when unknown or expired. */
@@ -263,7 +270,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     return new Ref(this, sender, target);
   }
 
-  ref<P extends Protocol<P> = Record<string, MessageSpec>>(id: string): ActorRef<P> {
+  ref<P extends Protocol<P> = UntypedProtocol>(id: string): ActorRef<P> {
     return new Ref(this, this.appId, id) as unknown as ActorRef<P>;
   }
 

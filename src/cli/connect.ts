@@ -39,22 +39,29 @@ export interface ConnectOptions {
 /** Connects to `url`; throws CommandFailedError telling the user how to point at their server. */
 export async function connectRedis(url: string, options: ConnectOptions = {}): Promise<Redis> {
   let connected = false;
+  let lastError: Error | undefined;
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 5000,
+    // ioredis waits this long for a closing socket; a CLI that is done should not.
+    disconnectTimeout: 100,
     // One-shot commands should fail rather than queue forever behind a dead connection.
     maxRetriesPerRequest: options.reconnect ? null : 1,
     retryStrategy: (times) => (connected && options.reconnect ? Math.min(times * 200, 2000) : null),
   });
   // ioredis reports errors on the commands that need the connection; without a listener an
   // error event would crash the process with an unhelpful stack.
-  client.on("error", () => {});
+  client.on("error", (err: Error) => {
+    lastError = err;
+  });
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
+    // connect() only says "Connection is closed."; the error event has the cause (ECONNREFUSED …).
+    const cause = lastError?.message ?? (err as Error).message;
     throw new CommandFailedError(
-      `cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}); ` +
+      `cannot reach Redis at ${redactUrl(url)} (${cause}); ` +
         "start redis-server there, or point --redis / REDIS_URL at your server",
     );
   }

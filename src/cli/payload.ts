@@ -1,4 +1,4 @@
-/** Reading the `<json>` argument of `send` and `ask`, and the CLI's own app ids. */
+/** Shared by the commands that send or run: the `<json>` argument, throw-away app ids, the logger. */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Redis } from "ioredis";

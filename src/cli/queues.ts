@@ -132,6 +132,46 @@ function inBand(score: number): boolean {
 /** How many foreign-scored members are read to place them; the claim fixes 500 per call. */
 const FOREIGN_READ = 1000;
 
+/** Members of a redactor inbox that a peer scored (outside the canonical band), up to FOREIGN_READ. */
+async function foreignMembers(redis: Redis, key: string): Promise<{ member: string; score: number }[]> {
+  const [below, above] = await Promise.all([
+    redis.zrangebyscore(key, "-inf", `(${SCORE_BASE}`, "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
+    redis.zrangebyscore(key, `(${SCORE_TOP}`, "+inf", "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
+  ]);
+  return [...pairs(below), ...pairs(above)];
+}
+
+/**
+ * Where one inbox member stands in the run order, 1 = next, as `readInbox` would number it; null
+ * for a member the claim will refuse.
+ */
+export async function runPosition(
+  redis: Redis,
+  key: string,
+  member: string,
+  score: number,
+  ordering: InboxOrdering,
+): Promise<number | null> {
+  if (ordering === "peer") {
+    const rank = await redis.zrevrank(key, member);
+    return rank === null ? null : rank + 1;
+  }
+  const message = summarize(member);
+  if (message.id === null) return null;
+  const nowUs = Date.now() * 1000;
+  const effective = inBand(score) ? score : rescore(message, nowUs);
+  const [ahead, foreign] = await Promise.all([
+    redis.zcount(key, `(${effective}`, String(SCORE_TOP)),
+    foreignMembers(redis, key),
+  ]);
+  const foreignAhead = foreign.filter((f) => {
+    if (f.member === member) return false;
+    const m = summarize(f.member);
+    return m.id !== null && rescore(m, nowUs) > effective;
+  }).length;
+  return ahead + foreignAhead + 1;
+}
+
 /**
  * The first `limit` members of an inbox in the order they will run. A redactor inbox runs by
  * canonical score, and members a peer added with `priority * 1000 + timestamp` are re-scored
@@ -160,15 +200,14 @@ export async function readInbox(
     const rows = pairs(await redis.zrevrange(key, 0, limit - 1, "WITHSCORES"));
     return { total, entries: rows.map((r, i) => ({ ...entry(r.member, r.score), position: i + 1 })) };
   }
-  const [inBandRows, below, above] = await Promise.all([
+  const [inBandRows, foreign] = await Promise.all([
     redis.zrevrangebyscore(key, String(SCORE_TOP), String(SCORE_BASE), "WITHSCORES", "LIMIT", 0, limit),
-    redis.zrangebyscore(key, "-inf", `(${SCORE_BASE}`, "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
-    redis.zrangebyscore(key, `(${SCORE_TOP}`, "+inf", "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
+    foreignMembers(redis, key),
   ]);
   const nowUs = Date.now() * 1000;
   const valid: { entry: InboxEntry; effective: number }[] = [];
   const refused: InboxEntry[] = [];
-  for (const r of [...pairs(inBandRows), ...pairs(below), ...pairs(above)]) {
+  for (const r of [...pairs(inBandRows), ...foreign]) {
     const e = entry(r.member, r.score);
     // The claim refuses members that are not JSON objects with an id; others are handed out.
     if (e.message.id === null) refused.push(e);
@@ -325,12 +364,24 @@ export async function scanQueueApps(redis: Redis, keys: Keyspace): Promise<Set<s
   return apps;
 }
 
+/**
+ * When the app was last seen. AppStatus.lastSeen prefers the process heartbeat, which stays
+ * fresh after one actor of a live process stopped; for an app that is not online, the hash's own
+ * `last_seen` (written when it went offline) is the truthful time.
+ */
+function lastSeenOf(presence: AppStatus | null): number | null {
+  if (!presence) return null;
+  if (presence.online) return presence.lastSeen;
+  const own = Number(presence.fields.last_seen);
+  return presence.fields.last_seen !== undefined && Number.isFinite(own) ? own : presence.lastSeen;
+}
+
 function rowOf(app: string, presence: AppStatus | null, counts: readonly number[]): AppRow {
   return {
     app,
     state: stateOf(presence),
     kind: presence ? (orderingOf(presence) === "canonical" ? "redactor" : "peer") : "-",
-    lastSeen: presence?.lastSeen ?? null,
+    lastSeen: lastSeenOf(presence),
     inbox: counts[0] ?? 0,
     inFlight: counts[1] ?? 0,
     dead: counts[2] ?? 0,
@@ -394,7 +445,7 @@ export interface Sighting {
   app: string;
   score: number;
   member: string;
-  /** In an inbox: its raw rank from the top, 1-based (the run position unless foreign scores wait). */
+  /** In an inbox: its place in the run order, 1 = next. */
   rank?: number;
   /** For a dead letter, the entry. */
   dead?: DeadEntry;
@@ -420,8 +471,9 @@ export async function locateMessage(
     ]);
     for (const r of inbox) {
       if (summarize(r.member).id !== id) continue;
-      const rank = await redis.zrevrank(keys.inbox(app), r.member);
-      sightings.push({ where: "inbox", app, ...r, ...(rank === null ? {} : { rank: rank + 1 }) });
+      const ordering = orderingOf(await readStatus(redis, keys, app));
+      const position = await runPosition(redis, keys.inbox(app), r.member, r.score, ordering);
+      sightings.push({ where: "inbox", app, ...r, ...(position === null ? {} : { rank: position }) });
     }
     for (const r of processing) {
       if (summarize(r.member).id === id) sightings.push({ where: "in-flight", app, ...r });

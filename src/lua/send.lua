@@ -1,7 +1,7 @@
 --[[
   Sends one or more messages to one recipient, atomically: inbox entry, message:<id> hash
-  (status pending + the peers' fields, with a TTL), capped outbox copy, then one
-  PUBLISH channel:<recipient> new_message:<id of the last message>.
+  (status pending + the peers' fields, with a TTL), capped outbox copy, then
+  PUBLISH channel:<recipient> new_message:<id> for each.
 
   KEYS[1]  queue:<recipient>:inbox
   KEYS[2]  queue:<sender>:outbox
@@ -28,16 +28,16 @@ local canonical = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
 local n = (#ARGV - 5) / 8
-local items = {}
-local lastId
+local items, ids = {}, {}
 for i = 1, n do
   local a = 6 + (i - 1) * 8
   local current = redis.call('HGET', KEYS[3 + i], 'status')
   if not (current and duplicate[current]) then
     items[#items + 1] = sendItem(a, KEYS[3 + i])
-    lastId = ARGV[a + 1]
+    ids[#ids + 1] = ARGV[a + 1]
   end
 end
 enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], items)
-if lastId then redis.call('PUBLISH', ARGV[3], 'new_message:' .. lastId) end
+-- One notification per message, as the peers send them: listeners may count on each id.
+for _, id in ipairs(ids) do redis.call('PUBLISH', ARGV[3], 'new_message:' .. id) end
 return #items

@@ -34,15 +34,25 @@ export function inboxJson(e: InboxEntry, now: number) {
   };
 }
 
-/** JSON view of a lease. */
+/**
+ * A failed message waiting for its retry sits in the lease set without a lease, scored by when
+ * it is due back in the inbox.
+ */
+export function retryWait(e: InFlightEntry): boolean {
+  return e.lease === null && e.status !== "processing";
+}
+
+/** JSON view of a lease (or a retry wait). */
 export function inFlightJson(e: InFlightEntry, now: number) {
   return {
+    state: retryWait(e) ? "retry-wait" : "leased",
     id: e.message.id,
     type: e.message.type,
     sender: e.message.sender,
     priority: e.message.priority,
-    leaseDeadline: e.leaseDeadlineMs,
-    leaseExpiresInMs: Math.round(e.leaseDeadlineMs - now),
+    /** Lease deadline, or when a retry wait ends, ms. */
+    until: e.leaseDeadlineMs,
+    untilInMs: Math.round(e.leaseDeadlineMs - now),
     attempts: e.attempts,
     lease: e.lease,
     status: e.status,
@@ -151,7 +161,10 @@ export const inspectCommand: CommandSpec = {
     blocks.push(
       renderFields([
         ["app", app],
-        ["status", `${row.state}${row.presence?.heartbeat === "alive" ? " (heartbeat alive)" : ""}`],
+        [
+          "status",
+          `${row.state}${row.state === "online" && row.presence?.heartbeat === "alive" ? " (heartbeat alive)" : ""}`,
+        ],
         ["last seen", relativeTime(row.lastSeen === null ? null : row.lastSeen * 1000, now)],
         [
           "order",
@@ -186,7 +199,7 @@ export const inspectCommand: CommandSpec = {
             : "";
         const cells = [
           e.position === null ? "-" : String(e.position),
-          m.id ?? "-",
+          m.id ?? preview(e.member, 36),
           m.type ?? "-",
           m.sender ?? "-",
           priorityName(m.priority),
@@ -213,20 +226,26 @@ export const inspectCommand: CommandSpec = {
           { header: "from", max: 24 },
           { header: "priority" },
           { header: "attempts", align: "right" },
-          { header: "lease expires" },
+          { header: "state" },
+          { header: "until" },
           { header: "lease owner", max: 60 },
         ],
-        inFlight.entries.map((e) => [
-          e.message.id ?? "-",
-          e.message.type ?? "-",
-          e.message.sender ?? "-",
-          priorityName(e.message.priority),
-          e.attempts === null ? "-" : String(e.attempts),
-          e.leaseDeadlineMs < now
-            ? `expired ${shortDuration(now - e.leaseDeadlineMs)} ago`
-            : `in ${shortDuration(e.leaseDeadlineMs - now)}`,
-          e.lease ?? "-",
-        ]),
+        inFlight.entries.map((e) => {
+          const due =
+            e.leaseDeadlineMs < now
+              ? `${shortDuration(now - e.leaseDeadlineMs)} ago`
+              : `in ${shortDuration(e.leaseDeadlineMs - now)}`;
+          return [
+            e.message.id ?? "-",
+            e.message.type ?? "-",
+            e.message.sender ?? "-",
+            priorityName(e.message.priority),
+            e.attempts === null ? "-" : String(e.attempts),
+            retryWait(e) ? "retry wait" : "leased",
+            due,
+            e.lease ?? "-",
+          ];
+        }),
       );
       blocks.push(
         [flightTitle, table, more(inFlight.entries.length, inFlight.total)].filter(Boolean).join("\n"),

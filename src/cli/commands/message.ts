@@ -19,12 +19,17 @@ interface HistoryItem {
   detail: string;
 }
 
-function describe(s: Sighting, now: number): string {
+function describe(s: Sighting, now: number, leased: boolean): string {
   switch (s.where) {
     case "inbox":
       return `in the inbox of ${s.app}${s.rank === undefined ? "" : `, position ${s.rank}`}`;
-    case "in-flight":
-      return `in flight at ${s.app}, lease ${s.score < now ? `expired ${shortDuration(now - s.score)} ago` : `expires in ${shortDuration(s.score - now)}`}`;
+    case "in-flight": {
+      const when =
+        s.score < now ? `${shortDuration(now - s.score)} ago` : `in ${shortDuration(s.score - now)}`;
+      return leased
+        ? `in flight at ${s.app}, lease ends ${when}`
+        : `waiting to retry at ${s.app}, due ${when}`;
+    }
     case "dead":
       return `in the dead letters of ${s.app} (${s.dead?.reason ?? "?"})`;
     case "outbox":
@@ -49,8 +54,9 @@ function history(
   const attempts = fields.attempts === undefined ? 0 : Number(fields.attempts);
   if (attempts > 0)
     items.push({ at: null, event: "claimed", detail: `${attempts} time${attempts === 1 ? "" : "s"}` });
-  for (const s of sightings) {
-    if (s.where === "dead" && s.dead) {
+  const deaths = sightings.filter((s) => s.where === "dead").sort((a, b) => a.score - b.score);
+  for (const s of deaths) {
+    if (s.dead) {
       items.push({
         at: s.dead.atMs,
         event: "dead-lettered",
@@ -67,7 +73,7 @@ function history(
   } else if (fields.status === "timeout") {
     items.push({ at: null, event: "timeout", detail: fields.error ?? "deadline passed before it started" });
   }
-  return items.sort((a, b) => (a.at ?? Number.POSITIVE_INFINITY) - (b.at ?? Number.POSITIVE_INFINITY));
+  return items;
 }
 
 /** The `message` command. */
@@ -150,7 +156,7 @@ export const messageCommand: CommandSpec = {
     const queued = sightings.filter((s) => s.where !== "outbox");
     const where =
       queued.length > 0
-        ? queued.map((s) => describe(s, now)).join("; ")
+        ? queued.map((s) => describe(s, now, fields.lease !== undefined)).join("; ")
         : fields.status === "pending"
           ? "not in any inbox: taken by a peer (ZPOPMAX), or deleted"
           : "not queued";

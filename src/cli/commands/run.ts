@@ -9,13 +9,13 @@ import { basename, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ActorDefinition } from "../../actor.js";
 import { RedactorError, RedisUnavailableError } from "../../errors.js";
-import { createMetrics, type MetricsServer, serveMetrics } from "../../metrics.js";
+import type { MetricsServer } from "../../metrics.js";
 import { type ChildSpec, isSupervisorSpec, type SupervisorSpec, supervisor } from "../../supervisor.js";
-import { type ActorSystem, createSystem } from "../../system.js";
+import type { ActorSystem } from "../../system.js";
 import { arg, type CommandSpec, listOption, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { redactUrl } from "../format.js";
-import { ephemeralAppId, forgetApp } from "../payload.js";
+import { cliLogger, ephemeralAppId, forgetApp } from "../payload.js";
 
 function isActorDefinition(value: unknown): value is ActorDefinition {
   if (value === null || typeof value !== "object") return false;
@@ -187,9 +187,18 @@ export const runCommand: CommandSpec = {
     const chosenId = stringOption(ctx, "app-id");
     const appId = chosenId ?? ephemeralAppId("run");
 
+    // Loaded here rather than at the top: the other commands start faster without them.
+    const { createSystem } = await import("../../system.js");
+    const { createMetrics, serveMetrics } = await import("../../metrics.js");
     let system: ActorSystem;
     try {
-      system = await createSystem({ appId, redis: ctx.redisUrl, keyspace: { hashTag: ctx.keys.hashTag } });
+      system = await createSystem({
+        appId,
+        redis: ctx.redisUrl,
+        keyspace: { hashTag: ctx.keys.hashTag },
+        // Logs go to stderr like every other CLI note, so stdout carries only --json events.
+        logger: cliLogger(process.env.REDACTOR_LOG_LEVEL ?? "info"),
+      });
     } catch (err) {
       if (err instanceof RedisUnavailableError) {
         throw new CommandFailedError(
@@ -216,11 +225,9 @@ export const runCommand: CommandSpec = {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     try {
+      // Metrics first, so that the actors' start events are counted.
+      if (port !== undefined) server = await serveMetrics(createMetrics(system).registry, { port, host });
       const ref = await system.spawn(root);
-      if (port !== undefined) {
-        const metrics = createMetrics(system);
-        server = await serveMetrics(metrics.registry, { port, host });
-      }
       if (ctx.json) {
         ctx.out(
           JSON.stringify({
@@ -236,7 +243,16 @@ export const runCommand: CommandSpec = {
         `redactor run: ${ref.actorIds.join(", ")} running under "${ref.id}" as ${appId}` +
           `${server ? `; metrics at ${server.url}` : ""}; Ctrl-C to stop`,
       );
-      await stopped;
+      let failure: string | undefined;
+      system.events.on("system.failed", (e) => {
+        failure = e.error;
+      });
+      await Promise.race([stopped, system.stopped]);
+      if (failure !== undefined) {
+        throw new CommandFailedError(
+          `the root supervisor gave up (${failure}); the system stopped. Its log above says which actor kept failing`,
+        );
+      }
       return ExitCode.OK;
     } catch (err) {
       if (err instanceof RedactorError && !(err instanceof CommandFailedError))

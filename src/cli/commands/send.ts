@@ -1,11 +1,12 @@
 /** `redactor send` and `redactor ask`: put a message in an app's inbox, optionally wait for the reply. */
+import type { Redis } from "ioredis";
 import type { Envelope } from "../../envelope.js";
 import { newMessageId } from "../../envelope.js";
 import { AskTimeoutError, MessageTooLargeError, RedisUnavailableError } from "../../errors.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
 import { monotonicMicros, Priority } from "../../priority.js";
-import { createSystem } from "../../system.js";
+import type { ActorSystem } from "../../system.js";
 import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { parseDuration, parsePriority, priorityName, redactUrl } from "../format.js";
@@ -101,7 +102,13 @@ export const sendCommand: CommandSpec = {
       if (err instanceof MessageTooLargeError) throw new CommandFailedError(err.message);
       throw err;
     }
-    await mailbox.send([encoded]);
+    if ((await mailbox.send([encoded])) === 0) {
+      const status = await redis.hget(ctx.keys.message(id), "status");
+      throw new CommandFailedError(
+        `not sent: message ${id} is already ${status ?? "known"}, and an id runs at most once; ` +
+          "leave out --id to send a new message",
+      );
+    }
     if (ctx.json) {
       ctx.out(JSON.stringify(envelope));
     } else {
@@ -112,6 +119,33 @@ export const sendCommand: CommandSpec = {
     return ExitCode.OK;
   },
 };
+
+/** What became of a request that got no reply, from its message hash, and what to do about it. */
+async function requestFate(
+  redis: Redis,
+  ctx: CommandContext,
+  id: string,
+  app: string,
+  type: string,
+  matching: boolean,
+): Promise<string> {
+  const [status, error] = await redis.hmget(ctx.keys.message(id), "status", "error");
+  switch (status) {
+    case "failed":
+      return `the request failed (${error ?? "no error recorded"}); see "redactor dlq ls ${app}"`;
+    case "timeout":
+      return "it was not started before its deadline; raise --timeout";
+    case "processing":
+      return "its handler is still running; raise --timeout";
+    case "completed":
+      return matching
+        ? "it completed but no message matched --reply-type/--match-field"
+        : "it completed but no reply came back with reply_to set: the handler returned nothing, or the " +
+            "recipient is a peer that replies without reply_to (add --reply-type and --match-field)";
+    default:
+      return `it is still waiting in the inbox; check that ${app} is online ("redactor ls") and handles "${type}", or raise --timeout`;
+  }
+}
 
 /** The `ask` command. */
 export const askCommand: CommandSpec = {
@@ -162,7 +196,9 @@ export const askCommand: CommandSpec = {
             (replyType === undefined || m.message_type === replyType) &&
             (matchField === undefined || fieldAt(m.payload, matchField) === fieldAt(payload, matchField));
     const appId = ephemeralAppId("ask");
-    let system: Awaited<ReturnType<typeof createSystem>>;
+    // Loaded here rather than at the top: the other commands start faster without it.
+    const { createSystem } = await import("../../system.js");
+    let system: ActorSystem;
     try {
       system = await createSystem({
         appId,
@@ -194,8 +230,9 @@ export const askCommand: CommandSpec = {
       return ExitCode.OK;
     } catch (err) {
       if (err instanceof AskTimeoutError) {
+        const fate = await requestFate(await ctx.redis(), ctx, err.messageId, app, type, match !== undefined);
         throw new CommandFailedError(
-          `${err.message}${match ? "" : "; if the recipient is a peer that replies without reply_to, add --reply-type (and --match-field)"}`,
+          `no reply from "${app}" to "${type}" (request ${err.messageId}) within ${err.timeoutMs} ms: ${fate}`,
         );
       }
       throw err;

@@ -10,7 +10,15 @@ import type { Keyspace } from "../../keyspace.js";
 import { type CommandContext, type CommandSpec, stringOption } from "../command.js";
 import { closeRedis, connectRedis } from "../connect.js";
 import { ExitCode } from "../errors.js";
-import { clockTime, parseCount, parseDuration, preview, priorityName, redactUrl } from "../format.js";
+import {
+  clockTime,
+  parseCount,
+  parseDuration,
+  preview,
+  priorityName,
+  redactUrl,
+  shortDuration,
+} from "../format.js";
 import { type MessageSummary, summarize } from "../queues.js";
 
 /** One line of the stream; `--json` prints these as NDJSON. */
@@ -97,7 +105,7 @@ export function formatTailEvent(e: TailEvent, withPayload: boolean): string {
   } else if (e.event === "status") {
     cells.push(e.status.padEnd(10), route(e.sender, e.recipient).padEnd(32), (e.type ?? "?").padEnd(18));
     cells.push("".padEnd(8), e.id);
-    if (e.latencyMs !== null) cells.push(`+${Math.round(e.latencyMs)}ms`);
+    if (e.latencyMs !== null) cells.push(`+${shortDuration(e.latencyMs)}`);
     if (e.error) cells.push(e.error);
   } else {
     cells.push("broadcast".padEnd(10), `${e.sender} → *`.padEnd(32), e.type.padEnd(18));
@@ -107,14 +115,39 @@ export function formatTailEvent(e: TailEvent, withPayload: boolean): string {
   return cells.join("  ").trimEnd();
 }
 
+/** The fields of `message:<id>` that tail reads. */
+interface HashView {
+  status: string | null;
+  sender: string | null;
+  recipient: string | null;
+  type: string | null;
+  /** The send time as stored (text, so that it matches the outbox score exactly). */
+  timestamp: string | null;
+  error: string | null;
+  finishedAt: string | null;
+}
+
+/**
+ * The runtime sends the messages of one tick to one recipient in one script call, which publishes
+ * only the last id (src/lua/send.lua). The others are found in the sender's outbox, sent to the
+ * same recipient within this window before the announced one.
+ */
+const BATCH_WINDOW_S = 2;
+
 /** Follows the keyspace and reports events until stopped. */
 class Tail {
+  /** Poll mode: messages seen being sent and not finished yet. */
   private readonly watched = new Map<string, Watch>();
-  /** Last status printed per id in notification mode (also covers messages not seen sent). */
+  /** Notification mode: the last status reported per id. */
   private readonly lastStatus = new Map<string, string>();
+  /** Ids already reported as sent. */
+  private readonly reported = new Set<string>();
   private chain: Promise<void> = Promise.resolve();
   private polling = false;
   private warnedFull = false;
+  private closed = false;
+  /** Sends older than this (Unix seconds, with a second of slack) happened before tail started. */
+  private readonly startedAt = Date.now() / 1000 - 1;
   emitted = 0;
 
   constructor(
@@ -122,8 +155,8 @@ class Tail {
     private readonly keys: Keyspace,
     private readonly filter: Set<string> | null,
     private readonly withPayload: boolean,
-    /** Status changes arrive as keyspace notifications; otherwise `poll` is called on a timer. */
-    private readonly notifications: boolean,
+    /** Everything arrives as keyspace notifications; otherwise sends come by pub/sub and `poll` runs on a timer. */
+    readonly notifications: boolean,
     private readonly emit: (e: TailEvent) => void,
     private readonly note: (text: string) => void,
   ) {}
@@ -135,60 +168,127 @@ class Tail {
 
   /** Runs `task` after every earlier one, so lines come out in the order events arrived. */
   enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(task).catch((err: unknown) => {
-      this.note(`tail: ${(err as Error).message}`);
-    });
+    if (this.closed) return;
+    this.chain = this.chain
+      .then(() => (this.closed ? undefined : task()))
+      .catch((err: unknown) => {
+        if (!this.closed) this.note(`tail: ${(err as Error).message}`);
+      });
   }
 
-  async onNewMessage(channel: string, id: string): Promise<void> {
-    let hash = await this.cmd.hgetall(this.keys.message(id));
-    for (const wait of HASH_RETRIES_MS) {
-      if (hash.sender !== undefined) break;
-      await sleep(wait);
-      hash = await this.cmd.hgetall(this.keys.message(id));
-    }
-    const recipient = hash.recipient ?? channel.slice(channel.indexOf(":") + 1);
-    const sender = hash.sender ?? null;
-    if (!this.wanted(sender, recipient)) return;
-    const timestamp = hash.timestamp === undefined ? null : Number(hash.timestamp);
-    const message = await this.readBack(id, sender, hash.timestamp);
+  /** Stops taking work; resolves when the task in hand is done (or after a short wait). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.race([this.chain, sleep(500)]);
+  }
+
+  private async readHash(id: string): Promise<HashView> {
+    const [status, sender, recipient, type, timestamp, error, finishedAt] = await this.cmd.hmget(
+      this.keys.message(id),
+      "status",
+      "sender",
+      "recipient",
+      "type",
+      "timestamp",
+      "error",
+      "finished_at",
+    );
+    return {
+      status: status ?? null,
+      sender: sender ?? null,
+      recipient: recipient ?? null,
+      type: type ?? null,
+      timestamp: timestamp ?? null,
+      error: error ?? null,
+      finishedAt: finishedAt ?? null,
+    };
+  }
+
+  /** Bounded memory of ids: the oldest entries go first. */
+  private bounded<T>(store: Map<string, T> | Set<string>, id: string): void {
+    if (store.size <= MAX_WATCHED) return;
+    const oldest = store.keys().next().value;
+    if (oldest !== undefined && oldest !== id) store.delete(oldest);
+  }
+
+  private reportSent(
+    id: string,
+    hash: HashView,
+    message: MessageSummary | null,
+    recipient: string | null,
+  ): void {
+    this.reported.add(id);
+    this.bounded(this.reported, id);
     this.emit({
       event: "sent",
       at: Date.now(),
       id,
-      sender,
-      recipient,
+      sender: hash.sender ?? message?.sender ?? null,
+      recipient: recipient ?? message?.recipient ?? "?",
       type: hash.type ?? message?.type ?? null,
       priority: typeof message?.priority === "number" ? message.priority : null,
-      timestamp,
+      timestamp: hash.timestamp === null ? (message?.timestamp ?? null) : Number(hash.timestamp),
       replyTo: message?.replyTo ?? null,
       ...(this.withPayload && message ? { payload: message.payload } : {}),
     });
-    if (this.notifications) this.remember(id, "pending");
-    else
-      this.watch(id, {
-        status: "pending",
-        sender,
-        recipient,
-        type: hash.type ?? null,
-        timestamp,
-        since: Date.now(),
-      });
   }
 
-  /** The message itself from the sender's outbox (scored by its timestamp), for priority and payload. */
-  private async readBack(
+  /** Poll mode: `new_message:<id>` arrived on `channel`. */
+  async onNewMessage(channel: string, id: string): Promise<void> {
+    let hash = await this.readHash(id);
+    for (const wait of HASH_RETRIES_MS) {
+      if (hash.sender !== null) break;
+      await sleep(wait);
+      hash = await this.readHash(id);
+    }
+    const recipient = hash.recipient ?? channel.slice(channel.indexOf(":") + 1);
+    if (!this.wanted(hash.sender, recipient)) return;
+    const batch = await this.batchOf(id, hash.sender, recipient, hash.timestamp);
+    for (const sibling of batch) {
+      if (this.reported.has(sibling.id as string) || sibling.id === id) continue;
+      const siblingId = sibling.id as string;
+      const view: HashView = {
+        ...hash,
+        type: sibling.type,
+        timestamp: sibling.timestamp === null ? null : String(sibling.timestamp),
+      };
+      this.reportSent(siblingId, view, sibling, recipient);
+      this.watch(siblingId, view, recipient);
+    }
+    if (this.reported.has(id)) return;
+    this.reportSent(id, hash, batch.find((m) => m.id === id) ?? null, recipient);
+    this.watch(id, hash, recipient);
+  }
+
+  /**
+   * The announced message and the others of its batch, from the sender's outbox (which is
+   * scored by timestamp), oldest first; empty when the sender keeps no outbox.
+   */
+  private async batchOf(
     id: string,
     sender: string | null,
-    timestamp: string | undefined,
-  ): Promise<MessageSummary | null> {
-    if (sender === null || timestamp === undefined) return null;
-    const members = await this.cmd.zrangebyscore(this.keys.outbox(sender), timestamp, timestamp);
-    for (const member of members) {
-      const summary = summarize(member);
-      if (summary.id === id) return summary;
-    }
-    return null;
+    recipient: string,
+    timestamp: string | null,
+  ): Promise<MessageSummary[]> {
+    if (sender === null || timestamp === null) return [];
+    const to = Number(timestamp);
+    const members = await this.cmd.zrangebyscore(
+      this.keys.outbox(sender),
+      String(Math.max(this.startedAt, to - BATCH_WINDOW_S)),
+      timestamp,
+    );
+    return members.map(summarize).filter((m) => m.id !== null && (m.id === id || m.recipient === recipient));
+  }
+
+  /** The message itself from the sender's outbox, for its priority and payload. */
+  private async readBack(id: string, hash: HashView): Promise<MessageSummary | null> {
+    if (hash.sender === null || hash.timestamp === null) return null;
+    const members = await this.cmd.zrangebyscore(
+      this.keys.outbox(hash.sender),
+      hash.timestamp,
+      hash.timestamp,
+    );
+    return members.map(summarize).find((m) => m.id === id) ?? null;
   }
 
   onBroadcast(text: string): void {
@@ -209,26 +309,22 @@ class Tail {
     }
   }
 
-  private watch(id: string, w: Watch): void {
+  private watch(id: string, hash: HashView, recipient: string): void {
     this.watched.delete(id);
-    this.watched.set(id, w);
+    this.watched.set(id, {
+      status: "pending",
+      sender: hash.sender,
+      recipient,
+      type: hash.type,
+      timestamp: hash.timestamp === null ? null : Number(hash.timestamp),
+      since: Date.now(),
+    });
     if (this.watched.size > MAX_WATCHED) {
-      const oldest = this.watched.keys().next().value;
-      if (oldest !== undefined) this.watched.delete(oldest);
+      this.bounded(this.watched, id);
       if (!this.warnedFull) {
         this.note(`tail: more than ${MAX_WATCHED} unfinished messages; the oldest are no longer followed`);
         this.warnedFull = true;
       }
-    }
-  }
-
-  /** Notes the last status reported for `id`, forgetting the oldest beyond a bound. */
-  private remember(id: string, status: string): void {
-    this.lastStatus.delete(id);
-    this.lastStatus.set(id, status);
-    if (this.lastStatus.size > MAX_WATCHED) {
-      const oldest = this.lastStatus.keys().next().value;
-      if (oldest !== undefined) this.lastStatus.delete(oldest);
     }
   }
 
@@ -259,34 +355,38 @@ class Tail {
     };
   }
 
-  /** Notification mode: `message:<id>` was written. */
+  /**
+   * Notification mode: `message:<id>` was written. The status is read now, so it may be later
+   * than the write that was notified; repeated statuses are reported once. The first write of
+   * a message sent since tail started is its send (this sees every message of a batch, and a
+   * peer's send even before its PUBLISH); a message first seen later is reported by status only.
+   */
   async onHashChanged(id: string): Promise<void> {
-    const [status, sender, recipient, type, timestamp, error, finishedAt] = await this.cmd.hmget(
-      this.keys.message(id),
-      "status",
-      "sender",
-      "recipient",
-      "type",
-      "timestamp",
-      "error",
-      "finished_at",
-    );
-    if (!status) return;
-    const last = this.lastStatus.get(id);
-    // A first sight of `pending` is a send: the pub/sub path reports it (with its priority).
-    if (status === last || (last === undefined && status === "pending")) return;
-    if (!this.wanted(sender ?? null, recipient ?? null)) return;
-    this.remember(id, status);
-    const ts = timestamp == null ? null : Number(timestamp);
+    const hash = await this.readHash(id);
+    if (hash.status === null || !this.wanted(hash.sender, hash.recipient)) return;
+    const ts = hash.timestamp === null ? null : Number(hash.timestamp);
+    if (!this.lastStatus.has(id) && ts !== null && ts >= this.startedAt) {
+      this.reportSent(id, hash, await this.readBack(id, hash), hash.recipient);
+      this.remember(id, "pending");
+    }
+    if (this.lastStatus.get(id) === hash.status) return;
+    this.remember(id, hash.status);
     this.emit(
       this.statusEvent(
         id,
-        status,
-        { sender: sender ?? null, recipient: recipient ?? null, type: type ?? null, timestamp: ts },
-        error ?? null,
-        finishedAt ?? null,
+        hash.status,
+        { sender: hash.sender, recipient: hash.recipient, type: hash.type, timestamp: ts },
+        hash.error,
+        hash.finishedAt,
       ),
     );
+  }
+
+  /** Notes the last status reported for `id`. */
+  private remember(id: string, status: string): void {
+    this.lastStatus.delete(id);
+    this.lastStatus.set(id, status);
+    this.bounded(this.lastStatus, id);
   }
 
   /** Poll mode: one round of HMGETs over the messages seen being sent. */
@@ -392,7 +492,8 @@ export const tailCommand: CommandSpec = {
       if (channel === broadcast) tail.onBroadcast(text);
       else if (channel.startsWith(keyspacePrefix)) {
         if (text === "hset") tail.enqueue(() => tail.onHashChanged(channel.slice(keyspacePrefix.length)));
-      } else if (text.startsWith("new_message:")) {
+      } else if (!tail.notifications && text.startsWith("new_message:")) {
+        // With notifications on, the hash writes already report every send.
         const id = text.slice("new_message:".length);
         tail.enqueue(() => tail.onNewMessage(channel, id));
       }
@@ -422,6 +523,7 @@ export const tailCommand: CommandSpec = {
       await stopped;
     } finally {
       clearInterval(timer);
+      await tail.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       sub.disconnect();
