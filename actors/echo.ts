@@ -32,7 +32,7 @@ const objectPayload = z.record(z.string(), z.unknown());
 export function echo(options: EchoOptions = {}): ActorDefinition<EchoProtocol, undefined> {
   return defineActor<EchoProtocol, undefined>({
     id: options.id ?? "echo",
-    // Payloads are objects on the wire (WIRE.md); anything else is dead-lettered, not echoed.
+    // Payloads are objects on the wire (docs/PROTOCOL.md); anything else is dead-lettered, not echoed.
     schemas: { echo: objectPayload, ping: objectPayload },
     replyTypes: { ping: "pong" },
     handlers: {

@@ -1,6 +1,6 @@
 /**
  * HEAR_FC: a flight-controller simulator that speaks the drone's protocol (the petal-app-manager
- * communication system and WIRE.md), so ground software can be built and tested without a
+ * communication system and docs/PROTOCOL.md), so ground software can be built and tested without a
  * drone. It answers `command` with `command_response` (carrying `command_id`),
  * `configuration` with `configuration_ack`, `health_check` with `health_response` and
  * `telemetry_request` with the current `telemetry`; on its own it sends `telemetry` at a

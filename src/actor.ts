@@ -69,7 +69,7 @@ export interface AskOptions {
    */
   priority?: Priority;
   /**
-   * For peers that reply without `reply_to` (WIRE.md): called with each incoming message's
+   * For peers that reply without `reply_to` (docs/PROTOCOL.md): called with each incoming message's
    * envelope; the first for which it returns true is the reply.
    * @default undefined (correlate by reply_to only)
    */

@@ -4,31 +4,33 @@
  * one script call instead of one each. A lone call waits only for the current microtasks.
  */
 
-interface Pending<T> {
+interface Pending<T, R> {
   items: T[];
-  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  waiters: { resolve: (done: { result: R; index: number }) => void; reject: (err: unknown) => void }[];
 }
 
 /** Groups items by key within a tick and flushes each group with one call. */
-export class Batcher<T> {
-  private readonly pending = new Map<string, Pending<T>>();
+export class Batcher<T, R> {
+  private readonly pending = new Map<string, Pending<T, R>>();
   private scheduled = false;
 
   constructor(
-    private readonly flush: (items: T[]) => Promise<unknown>,
+    private readonly flush: (items: T[]) => Promise<R>,
     /** A group is flushed at once when it reaches this size. */
     private readonly maxItems: number,
   ) {}
 
-  /** Queues `item` under `key`; resolves once the call that carries it succeeded. */
-  add(key: string, item: T): Promise<void> {
+  /** Queues `item` under `key`; resolves with the result of the call that carried it and its position there. */
+  add(key: string, item: T): Promise<{ result: R; index: number }> {
     let group = this.pending.get(key);
     if (!group) {
       group = { items: [], waiters: [] };
       this.pending.set(key, group);
     }
     group.items.push(item);
-    const done = new Promise<void>((resolve, reject) => group.waiters.push({ resolve, reject }));
+    const done = new Promise<{ result: R; index: number }>((resolve, reject) =>
+      group.waiters.push({ resolve, reject }),
+    );
     if (group.items.length >= this.maxItems) {
       this.pending.delete(key);
       this.run(group);
@@ -46,10 +48,10 @@ export class Batcher<T> {
     for (const group of groups) this.run(group);
   }
 
-  private run(group: Pending<T>): void {
+  private run(group: Pending<T, R>): void {
     this.flush(group.items).then(
-      () => {
-        for (const w of group.waiters) w.resolve();
+      (result) => {
+        for (const [index, w] of group.waiters.entries()) w.resolve({ result, index });
       },
       (err: unknown) => {
         for (const w of group.waiters) w.reject(err);

@@ -1,5 +1,5 @@
 /**
- * The envelope codec: the nine-field JSON message of WIRE.md. Encoding writes exactly those
+ * The envelope codec: the nine-field JSON message of docs/PROTOCOL.md. Encoding writes exactly those
  * fields in the peers' order; a payload that plain JSON cannot carry (Date, Map, Set, BigInt,
  * undefined, NaN …) goes through superjson and its metadata travels in one extra top-level
  * field, `payload_meta`. The Python peer rejects any extra field, so such messages are only for

@@ -5,7 +5,7 @@ export class RedactorError extends Error {
   override name = "RedactorError";
 }
 
-/** A message on the wire is not in the shape WIRE.md describes. */
+/** A message on the wire is not in the shape docs/PROTOCOL.md describes. */
 export class EnvelopeError extends RedactorError {
   override name = "EnvelopeError";
   constructor(

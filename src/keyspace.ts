@@ -1,6 +1,6 @@
 /**
  * Every Redis key and channel name redactor touches is built here, so that the layout is one
- * decision in one place. The default layout is the peers' (WIRE.md) byte for byte; the
+ * decision in one place. The default layout is the peers' (docs/PROTOCOL.md) byte for byte; the
  * `hashTag` layout wraps the app id in braces so that all of one app's keys share a Redis
  * Cluster slot.
  */

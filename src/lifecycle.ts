@@ -8,7 +8,7 @@
 import { createMachine, getInitialSnapshot, getNextSnapshot } from "xstate";
 import { IllegalTransitionError } from "./errors.js";
 
-/** The statuses a `message:<id>` hash can hold (WIRE.md's five strings). */
+/** The statuses a `message:<id>` hash can hold (the five strings of docs/PROTOCOL.md). */
 export type MessageStatus = "pending" | "processing" | "completed" | "failed" | "timeout";
 
 /** What can happen to a message. */

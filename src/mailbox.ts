@@ -150,12 +150,13 @@ export class Mailbox {
   }
 
   /**
-   * Sends messages that share one sender and one recipient, atomically; returns how many were
-   * sent (a message whose id is already pending, processing or completed is not sent again).
+   * Sends messages that share one sender and one recipient, atomically; returns the positions
+   * of those not sent because they are duplicates (already pending, processing or completed,
+   * or earlier in this batch).
    */
-  async send(messages: readonly EncodedMessage[]): Promise<number> {
+  async send(messages: readonly EncodedMessage[]): Promise<number[]> {
     const first = messages[0];
-    if (!first) return 0;
+    if (!first) return [];
     const { sender, recipient } = first.envelope;
     const keys = [this.keys.inbox(recipient), this.keys.outbox(sender), this.keys.status(recipient)];
     const args: (string | number)[] = [
@@ -170,7 +171,7 @@ export class Mailbox {
       keys.push(this.keys.message(m.envelope.id));
       args.push(...this.sendArgs(m));
     }
-    return Number(await this.scripts.run("send", keys, args));
+    return ((await this.scripts.run("send", keys, args)) as number[]).map(Number);
   }
 
   /** Claims up to `max` messages of `app` under a lease named `token`. */

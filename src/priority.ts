@@ -1,7 +1,7 @@
 /**
  * Priorities and the inbox score. The peers score with `priority * 1000 + timestamp` and pop
  * the highest score, which runs the newest message first and lets a late LOW outrank an old
- * CRITICAL (WIRE.md). Inboxes owned by redactor use a score that is strict priority first and
+ * CRITICAL (docs/PROTOCOL.md). Inboxes owned by redactor use a score that is strict priority first and
  * then oldest first, still "highest score runs first" so ZPOPMAX keeps its meaning:
  *
  *   score = 2^52 + (priority - 1) * 2^50 + (2^50 - 1 - µs since 2024-01-01)

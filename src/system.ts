@@ -51,7 +51,7 @@ export interface SystemOptions extends MailboxOptions {
   redis?: string | RedisOptions;
   /**
    * Key layout.
-   * @default {} (the peers' layout, WIRE.md)
+   * @default {} (the peers' layout, docs/PROTOCOL.md)
    */
   keyspace?: KeyspaceOptions;
   /**
@@ -198,7 +198,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   );
   private readonly asks = new PendingAsks();
   /** Concurrent sends from one sender to one recipient go to Redis as one script call. */
-  private readonly sends = new Batcher<EncodedMessage>((batch) => this.mailbox.send(batch), 256);
+  private readonly sends = new Batcher<EncodedMessage, number[]>((batch) => this.mailbox.send(batch), 256);
   private readonly presence: Presence;
   private readonly wakeups: Wakeups;
   private readonly cells = new Map<string, ActorCell>();
@@ -314,8 +314,18 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       options.timeoutMs,
       options.id ?? newMessageId(),
     );
-    await this.sends.add(`${sender}\n${recipient}`, this.mailbox.encode(env));
-    this.emitSent(env);
+    const { result: skipped, index } = await this.sends.add(
+      `${sender}\n${recipient}`,
+      this.mailbox.encode(env),
+    );
+    if (skipped.includes(index)) {
+      this.log.debug(
+        { msgId: env.id, recipient },
+        "not sent again: this id is already pending, running or done",
+      );
+    } else {
+      this.emitSent(env);
+    }
     return env.id;
   }
 

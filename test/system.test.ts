@@ -158,3 +158,67 @@ describe("system", () => {
     expect(order.slice(3)).toEqual([`stop:${z}`, `stop:${y}`, `stop:${x}`]);
   });
 });
+
+describe("duplicate ids", () => {
+  const redis2 = useRedis();
+  const newSystem2 = useSystems(redis2);
+
+  it("runs an id once, whether sent twice in one batch, while pending, or after it completed", async () => {
+    const system = await newSystem2();
+    const app = uniqueId("dedupe");
+    const runs: string[] = [];
+    const sent: string[] = [];
+    system.events.on("message.sent", (e) => sent.push(e.id));
+    const ref = system.ref<{ job: { payload: { n: number } } }>(app);
+    // Same tick: one script call carries both.
+    await Promise.all([
+      ref.tell("job", { n: 1 }, { id: "same-a" }),
+      ref.tell("job", { n: 2 }, { id: "same-a" }),
+    ]);
+    await ref.tell("job", { n: 3 }, { id: "same-b" });
+    await ref.tell("job", { n: 4 }, { id: "same-b" });
+    expect(sent).toEqual(["same-a", "same-b"]);
+    await system.spawn(
+      defineActor<{ job: { payload: { n: number } } }>({
+        id: app,
+        handlers: {
+          job: (p, ctx) => {
+            runs.push(`${ctx.message.id}:${p.n}`);
+          },
+        },
+      }),
+    );
+    await waitFor(() => runs.length === 2, 2000, "two runs");
+    await waitFor(async () => (await system.messageStatus("same-b")) === "completed", 2000, "completed");
+    await ref.tell("job", { n: 5 }, { id: "same-b" });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(runs).toEqual(["same-a:1", "same-b:3"]);
+  });
+
+  it("starts a new lifecycle, attempts from zero, when a failed id is sent again", async () => {
+    const system = await newSystem2();
+    const app = uniqueId("resend");
+    let fail = true;
+    const attempts: number[] = [];
+    await system.spawn(
+      defineActor<{ job: { payload: object } }>({
+        id: app,
+        maxAttempts: 1,
+        onFailure: "resume",
+        handlers: {
+          job: (_p, ctx) => {
+            attempts.push(ctx.attempt);
+            if (fail) throw new Error("not yet");
+          },
+        },
+      }),
+    );
+    const ref = system.ref(app);
+    await ref.tell("job", {}, { id: "again" });
+    await waitFor(async () => (await system.messageStatus("again")) === "failed", 2000, "failed");
+    fail = false;
+    await ref.tell("job", {}, { id: "again" });
+    await waitFor(async () => (await system.messageStatus("again")) === "completed", 2000, "completed");
+    expect(attempts).toEqual([1, 1]);
+  });
+});

@@ -1,6 +1,6 @@
 /**
  * Byte compatibility with the peers, both directions. The "peer" here is written with raw Redis
- * commands exactly as WIRE.md describes the Python and C++ programs.
+ * commands exactly as docs/PROTOCOL.md describes the Python and C++ programs.
  */
 import type { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";

@@ -18,7 +18,7 @@
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
     canonical score, wire score
 
-  Returns the number of messages sent (duplicates are not counted).
+  Returns the positions (0-based) of the messages not sent because they are duplicates.
 ]]
 -- @include enqueue
 
@@ -28,16 +28,21 @@ local canonical = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
 local n = (#ARGV - 5) / 8
-local items, ids = {}, {}
+local items, ids, skipped, seen = {}, {}, {}, {}
 for i = 1, n do
   local a = 6 + (i - 1) * 8
+  local id = ARGV[a + 1]
   local current = redis.call('HGET', KEYS[3 + i], 'status')
-  if not (current and duplicate[current]) then
+  -- A duplicate: already waiting, running or done, or earlier in this very batch.
+  if seen[id] or (current and duplicate[current]) then
+    skipped[#skipped + 1] = i - 1
+  else
+    seen[id] = true
     items[#items + 1] = sendItem(a, KEYS[3 + i])
-    ids[#ids + 1] = ARGV[a + 1]
+    ids[#ids + 1] = id
   end
 end
 enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], items)
 -- One notification per message, as the peers send them: listeners may count on each id.
 for _, id in ipairs(ids) do redis.call('PUBLISH', ARGV[3], 'new_message:' .. id) end
-return #items
+return skipped

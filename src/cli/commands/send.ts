@@ -102,7 +102,7 @@ export const sendCommand: CommandSpec = {
       if (err instanceof MessageTooLargeError) throw new CommandFailedError(err.message);
       throw err;
     }
-    if ((await mailbox.send([encoded])) === 0) {
+    if ((await mailbox.send([encoded])).length > 0) {
       const status = await redis.hget(ctx.keys.message(id), "status");
       throw new CommandFailedError(
         `not sent: message ${id} is already ${status ?? "known"}, and an id runs at most once; ` +

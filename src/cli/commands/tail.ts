@@ -73,7 +73,7 @@ const MAX_WATCHED = 5000;
 /** A message still not finished after this long is no longer polled. */
 const WATCH_FOR_MS = 3_600_000;
 const FINAL = new Set(["completed", "failed", "timeout"]);
-/** Peers PUBLISH before they HSET message:<id> (WIRE.md), so the hash may lag the notification. */
+/** Peers PUBLISH before they HSET message:<id> (docs/PROTOCOL.md), so the hash may lag the notification. */
 const HASH_RETRIES_MS = [10, 40, 150];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,8 +13,9 @@ local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status
   for _, m in ipairs(items) do
     inboxArgs[#inboxArgs + 1] = canonical and m.canonicalScore or m.wireScore
     inboxArgs[#inboxArgs + 1] = m.member
+    -- attempts 0: an id sent again after it failed starts a new lifecycle.
     redis.call('HSET', m.hashKey, 'status', status, 'sender', m.sender, 'recipient', m.recipient,
-      'timestamp', m.timestamp, 'type', m.mtype)
+      'timestamp', m.timestamp, 'type', m.mtype, 'attempts', 0)
     redis.call('EXPIRE', m.hashKey, ttl)
     if outboxCap > 0 then
       outboxArgs[#outboxArgs + 1] = m.timestamp
