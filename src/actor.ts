@@ -118,6 +118,11 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
   /** How many times this message has been delivered, this time included. */
   attempt: number;
   /**
+   * Aborted when the handler runs past the actor's `handlerTimeoutMs` or the system stops
+   * without waiting for it: pass it to fetch, timers and the like so the work really ends.
+   */
+  signal: AbortSignal;
+  /**
    * Renews the lease on this message (and the rest of the claimed batch) now. The runtime
    * already renews it every third of the lease while a handler runs; call this before a long
    * blocking step if you want to be sure.
@@ -128,16 +133,18 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
 /**
  * What happens to an actor whose handler throws (the message itself is retried up to
  * `maxAttempts`, then dead-lettered, whatever the directive):
- * - `restart`: the actor crashes and its supervisor restarts it (fresh `setup` state);
+ * - `restart`: the actor crashes and its supervisor restarts it (fresh `setup` state) unless
+ *   it is `temporary`;
  * - `resume`: the actor keeps its state and goes on with the next message;
- * - `stop`: the actor stops and is not restarted;
+ * - `stop`: the actor ends normally: a `permanent` child is restarted all the same (OTP's rule),
+ *   a `transient` or `temporary` one stays stopped;
  * - `escalate`: its supervisor fails, and its own supervisor handles that.
  */
 export type FailureDirective = "restart" | "resume" | "stop" | "escalate";
 
 /**
- * When a supervisor restarts a child that ended: `permanent` always, `transient` only after
- * a crash, `temporary` never.
+ * When a supervisor restarts a child that ended on its own: `permanent` always (after a crash
+ * or a normal end), `transient` only after a crash, `temporary` never.
  */
 export type RestartType = "permanent" | "transient" | "temporary";
 
@@ -202,6 +209,13 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
    * @default "permanent"
    */
   restart?: RestartType;
+  /**
+   * A handler still running after this many ms counts as failed (HandlerTimeoutError): its
+   * `ctx.signal` is aborted and the message is retried or dead-lettered as for any failure.
+   * Without it, a handler that never settles holds its message (its lease is renewed) forever.
+   * @default undefined (no limit)
+   */
+  handlerTimeoutMs?: number;
 }
 
 /**

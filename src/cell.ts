@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { ActorContext, ActorDefinition, ActorRef, FailureDirective, SetupContext } from "./actor.js";
 import { backoffDelay } from "./backoff.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
+import { HandlerTimeoutError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import type { ClaimedMessage, ClaimResult, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
 import { canonicalScore, isPriority, monotonicMicros, Priority } from "./priority.js";
@@ -82,6 +83,8 @@ export class ActorCell implements Wakeable {
   private bufferedSince = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly writes = new Set<Promise<void>>();
+  /** The running handler's abort controller, once its ctx.signal has been asked for. */
+  private abort: AbortController | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
   private batch: ClaimedMessage[] = [];
   private position = 0;
@@ -183,6 +186,7 @@ export class ActorCell implements Wakeable {
         new Promise<boolean>((r) => setTimeout(() => r(true), Math.max(0, deadlineMs - Date.now())).unref()),
       ]);
       if (timedOut) {
+        this.abort?.abort(new SystemStoppedError("finish a handler"));
         // The handler is still running; hand its message (and any rest of the batch) back now.
         for (const held of this.batch.slice(this.position)) {
           this.log.warn({ msgId: held.id }, "handler still running at stop; message released");
@@ -290,10 +294,19 @@ export class ActorCell implements Wakeable {
     };
   }
 
-  private context(message: Envelope, attempt: number): ActorContext<never, unknown> {
+  private context(
+    message: Envelope,
+    attempt: number,
+    controller?: AbortController,
+  ): ActorContext<never, unknown> {
     const cell = this;
     let log: Logger | undefined;
     return {
+      get signal() {
+        // Created on first use: most handlers never look at it.
+        controller ??= cell.abort = new AbortController();
+        return controller.signal;
+      },
       state: this.actorState,
       self: this.self as never,
       system: this.host.system,
@@ -383,10 +396,13 @@ export class ActorCell implements Wakeable {
     }
     const started = performance.now();
     let result: unknown;
+    this.abort = undefined;
     try {
-      result = await handler(payload as never, this.context(message, attempts) as never);
+      result = await this.run(handler, payload, this.context(message, attempts), type);
     } catch (err) {
       return this.handlerFailed(base, type, asError(err), offsetMs);
+    } finally {
+      this.abort = undefined;
     }
     let reply: EncodedMessage | undefined;
     if (result !== undefined) {
@@ -417,6 +433,30 @@ export class ActorCell implements Wakeable {
     });
     this.finish({ ...base, event: "COMPLETE", reply });
     if (reply) this.host.sent(reply.envelope);
+  }
+
+  /** Runs a handler, bounded by the actor's handlerTimeoutMs when it has one. */
+  private async run(
+    handler: (payload: never, ctx: never) => unknown,
+    payload: unknown,
+    ctx: ActorContext<never, unknown>,
+    type: string,
+  ): Promise<unknown> {
+    const limit = this.definition.handlerTimeoutMs;
+    if (limit === undefined) return await handler(payload as never, ctx as never);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new HandlerTimeoutError(this.id, type, limit);
+        this.abort?.abort(error);
+        reject(error);
+      }, limit);
+    });
+    try {
+      return await Promise.race([Promise.resolve(handler(payload as never, ctx as never)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A handler threw: retry the message later or dead-letter it, then apply the directive. */

@@ -78,3 +78,18 @@ export class DuplicateActorError extends RedactorError {
 export class RedisUnavailableError extends RedactorError {
   override name = "RedisUnavailableError";
 }
+
+/** A handler ran longer than its actor's `handlerTimeoutMs`. */
+export class HandlerTimeoutError extends RedactorError {
+  override name = "HandlerTimeoutError";
+  constructor(
+    readonly actorId: string,
+    readonly messageType: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `handler of "${messageType}" in actor "${actorId}" ran longer than ${timeoutMs} ms; make it ` +
+        "honour ctx.signal, split the work, or raise handlerTimeoutMs",
+    );
+  }
+}

@@ -25,6 +25,7 @@ export {
   AskTimeoutError,
   DuplicateActorError,
   EnvelopeError,
+  HandlerTimeoutError,
   IllegalTransitionError,
   MessageTooLargeError,
   RedactorError,

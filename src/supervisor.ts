@@ -102,7 +102,10 @@ export class RestartIntensityError extends RedactorError {
 export type ExitReason =
   /** It crashed (handler failure with directive restart, or setup failed): restart it. */
   | { kind: "crash"; error: Error }
-  /** It asked to stop (directive stop): remove it, never restart it. */
+  /**
+   * It ended normally (directive stop): only a `permanent` child is restarted, as in OTP,
+   * where a permanent child is always restarted.
+   */
   | { kind: "stop"; error: Error }
   /** Its failure is its supervisor's failure (directive escalate). */
   | { kind: "escalate"; error: Error };
@@ -237,7 +240,7 @@ export class SupervisorRuntime implements Child, ExitListener {
       return;
     }
     const restart =
-      reason.kind === "crash" && (child.restartType === "permanent" || child.restartType === "transient");
+      child.restartType === "permanent" || (child.restartType === "transient" && reason.kind === "crash");
     if (!restart) {
       this.children = this.children.filter((c) => c !== child);
       return;

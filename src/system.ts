@@ -87,7 +87,8 @@ export interface SystemOptions extends MailboxOptions {
   /**
    * Restart intensity of the root supervisor, under which `system.spawn` puts actors and
    * supervisors; exceeding it stops the system with a `system.failed` event.
-   * @default { maxRestarts: 10, withinMs: 10000 }
+   * Restarts wait out their backoff, so the window must be long enough to hold them.
+   * @default { maxRestarts: 10, withinMs: 60000 }
    */
   rootIntensity?: { maxRestarts: number; withinMs: number };
   /**
@@ -234,7 +235,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       onReconnect: () => void this.reannounce(),
       keyspaceEvents: options.keyspaceEvents ?? true,
     });
-    const intensity = options.rootIntensity ?? { maxRestarts: 10, withinMs: 10_000 };
+    const intensity = options.rootIntensity ?? { maxRestarts: 10, withinMs: 60_000 };
     this.root = new SupervisorRuntime(this, supervisor({ id: "root", ...intensity, children: [] }), {
       childExited: (_child, reason) => this.rootFailed(reason.error),
     });
@@ -260,6 +261,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
 
   async start(): Promise<void> {
     await this.mailbox.load();
+    const existing = await readStatus(this.cmd, this.keys, this.appId);
+    if (existing?.online && existing.heartbeat === "alive") {
+      // Both would serve this inbox and take each other's ask replies.
+      this.log.warn(
+        { appId: this.appId, node: existing.fields.node },
+        "another live process already uses this appId; give each process its own appId, " +
+          "or asks will lose their replies to the other one",
+      );
+    }
     await this.presence.start();
     await this.wakeups.start();
     await this.root.start();

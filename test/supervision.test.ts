@@ -222,16 +222,31 @@ describe("restart types and directives", () => {
     expect((await system.status(tmp))?.online).toBe(false);
   });
 
-  it("directive stop removes the actor for good, even a permanent one", async () => {
+  it("directive stop ends the actor normally: transient stays stopped, permanent comes back", async () => {
     const system = await newSystem();
     const log: string[] = [];
-    const a = uniqueId("a");
-    await system.spawn(supervisor({ id: "s", ...fast, children: [probe(a, log, { onFailure: "stop" })] }));
-    await crash(system, a);
-    await waitFor(async () => (await system.status(a))?.status === "offline", 3000, "offline");
+    const [t, p] = [uniqueId("trans"), uniqueId("perm")];
+    await system.spawn(
+      supervisor({
+        id: "s",
+        ...fast,
+        children: [
+          probe(t, log, { onFailure: "stop", restart: "transient" }),
+          probe(p, log, { onFailure: "stop" }),
+        ],
+      }),
+    );
+    await crash(system, t);
+    await crash(system, p);
+    await waitFor(
+      async () => (await system.status(t))?.status === "offline" && starts(log, p) === 2,
+      3000,
+      "ends",
+    );
     await new Promise((r) => setTimeout(r, 100));
-    expect(starts(log, a)).toBe(1);
-    expect(system.actorIds()).not.toContain(a);
+    expect(starts(log, t)).toBe(1);
+    expect(system.actorIds()).not.toContain(t);
+    expect(system.actorIds()).toContain(p);
   });
 
   it("directive resume keeps the actor and its state", async () => {
@@ -366,5 +381,37 @@ describe("message retries", () => {
     });
     // Each failed attempt restarted the actor (the default directive).
     await waitFor(() => log.length === 4, 3000, "restarts");
+  });
+
+  it("fails a handler that outlives handlerTimeoutMs and aborts its signal", async () => {
+    const system = await newSystem();
+    const a = uniqueId("hung");
+    const aborted: string[] = [];
+    await system.spawn(
+      defineActor<{ hang: { payload: object } }>({
+        id: a,
+        maxAttempts: 1,
+        onFailure: "resume",
+        handlerTimeoutMs: 100,
+        handlers: {
+          hang: (_p, ctx) =>
+            new Promise<void>((_, reject) => {
+              ctx.signal.addEventListener("abort", () => {
+                aborted.push(String(ctx.signal.reason));
+                reject(ctx.signal.reason);
+              });
+            }),
+        },
+      }),
+    );
+    const id = await system.ref(a).tell("hang", {});
+    await waitFor(async () => (await system.messageStatus(id)) === "failed", 3000, "failure");
+    expect(aborted).toHaveLength(1);
+    expect(aborted[0]).toMatch(/ran longer than 100 ms/);
+    const [entry] = await redis().client().zrange(`queue:${a}:dead`, 0, -1);
+    expect(JSON.parse(entry as string)).toMatchObject({
+      reason: "handler-error",
+      error: expect.stringMatching(/^HandlerTimeoutError/),
+    });
   });
 });
