@@ -86,6 +86,14 @@ export class Keyspace {
     return `channel:${app}`;
   }
 
+  /**
+   * `channel:<app>:replies`: replies to the asks of a redactor system, pushed whole so the ask
+   * resolves at once; the copy in the inbox is the reliable path.
+   */
+  replyChannel(app: string): string {
+    return `channel:${app}:replies`;
+  }
+
   /** `channel:broadcast`: system-wide notifications. */
   broadcastChannel(): string {
     return "channel:broadcast";

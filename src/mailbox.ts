@@ -237,7 +237,11 @@ export class Mailbox {
           this.keys.outbox(e.sender),
           this.keys.status(e.recipient),
         );
-        args.push(...this.sendArgs(r.reply), this.keys.channel(e.recipient));
+        args.push(
+          ...this.sendArgs(r.reply),
+          this.keys.channel(e.recipient),
+          this.keys.replyChannel(e.recipient),
+        );
       }
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];

@@ -231,7 +231,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.presence = new Presence(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000);
     this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
       sweepMs: options.sweepMs ?? 1000,
-      onBroadcast: (text) => this.onBroadcast(text),
+      channels: {
+        [this.keys.broadcastChannel()]: (text) => this.onBroadcast(text),
+        [this.keys.replyChannel(appId)]: (text) => this.onPushedReply(text),
+      },
       onReconnect: () => void this.reannounce(),
       keyspaceEvents: options.keyspaceEvents ?? true,
     });
@@ -410,6 +413,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       newMessageId(),
     );
     await this.cmd.publish(this.keys.broadcastChannel(), encodeEnvelope(env));
+  }
+
+  /** A reply pushed whole: settles its ask now; the inbox copy is consumed later as a late reply. */
+  private onPushedReply(text: string): void {
+    try {
+      this.asks.offer(decodeEnvelope(text));
+    } catch {
+      // Not a message: the inbox copy, or the ask's timeout, settles things.
+    }
   }
 
   private onBroadcast(text: string): void {

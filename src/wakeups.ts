@@ -49,8 +49,8 @@ export class Wakeups {
     private readonly options: {
       /** Sweep period, ms. */
       sweepMs: number;
-      /** A text arrived on the broadcast channel. */
-      onBroadcast: (text: string) => void;
+      /** Fixed channels of the system (broadcast, ask replies) and what to do with their texts. */
+      channels: Record<string, (text: string) => void>;
       /** A connection came back after being lost. */
       onReconnect: () => void;
       /** Use keyspace notifications when the server has them on. */
@@ -84,11 +84,12 @@ export class Wakeups {
     }
   }
 
-  /** Subscribes to the broadcast channel and starts the sweep. */
+  /** Subscribes to the system's fixed channels and starts the sweep. */
   async start(): Promise<void> {
     this.sub.on("message", (channel: string, text: string) => {
-      if (channel === this.keys.broadcastChannel()) {
-        this.options.onBroadcast(text);
+      const fixed = this.options.channels[channel];
+      if (fixed) {
+        fixed(text);
         return;
       }
       const app = this.byChannel.get(channel);
@@ -108,7 +109,7 @@ export class Wakeups {
         connectedBefore = true;
       });
     }
-    await this.sub.subscribe(this.keys.broadcastChannel());
+    await this.sub.subscribe(...Object.keys(this.options.channels));
     await this.checkNotifications();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();

@@ -76,8 +76,8 @@ describe("wake-ups", () => {
     const mine = clients.split("\n").filter((line) => line.includes(`name=redactor:${system.appId}`));
     expect(mine).toHaveLength(2);
     const sub = mine.find((line) => line.includes(":sub "));
-    // 50 actor channels + the system's own + broadcast.
-    expect(sub).toMatch(/ sub=52 /);
+    // 50 actor channels + the system's own + broadcast + its ask replies.
+    expect(sub).toMatch(/ sub=53 /);
     await Promise.all(ids.map((id) => system.ref(id).tell("n", { n: 7 })));
     await waitFor(() => ids.every((id) => seen.get(id)?.[0] === 7), 5000, "every actor");
   });

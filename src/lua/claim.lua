@@ -126,8 +126,10 @@ local claimed, timedOut, leases = {}, {}, {}
 local duplicates = 0
 local deadline = nowMs + leaseMs
 while #claimed < want * 3 do
-  local popped = redis.call('ZPOPMAX', inbox, want - #claimed / 3)
+  local asked = want - #claimed / 3
+  local popped = redis.call('ZPOPMAX', inbox, asked)
   if #popped == 0 then break end
+  local drained = #popped < asked * 2
   for i = 1, #popped, 2 do
     local member = popped[i]
     local msg, id = decode(member)
@@ -160,6 +162,8 @@ while #claimed < want * 3 do
       end
     end
   end
+  -- Fewer than asked for: the inbox is empty, no need to ask it again.
+  if drained then break end
 end
 if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
 

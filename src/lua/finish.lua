@@ -18,9 +18,10 @@
     retry time in ms ('' = none: else it waits in processing, unleased, until then),
     attempts, attempts to give back ('1' when released unprocessed, else '0'),
     has reply ('1' / '0')
-  and when it has a reply, 9 more:
+  and when it has a reply, 10 more:
     reply member, reply id, sender, recipient, message_type, timestamp, canonical score,
-    wire score, channel
+    wire score, channel, reply channel (a redactor recipient also gets the reply itself there,
+    so its ask resolves without a claim; the inbox copy stays the reliable path)
 
   Returns, per record, 1 when written and 0 when the lease was lost.
 ]]
@@ -47,7 +48,7 @@ while a <= #ARGV do
     r.replyKeys = { KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3] }
     r.replyArg = a
     k = k + 4
-    a = a + 9
+    a = a + 10
   end
   r.ours = r.token == '' or redis.call('HGET', r.key, 'lease') == r.token
   if r.ours then ours[#ours + 1] = r.member end
@@ -74,8 +75,10 @@ for _, r in ipairs(records) do
     end
     if r.replyKeys then
       local rk = r.replyKeys
-      enqueueAll(rk[1], rk[3], isCanonicalInbox(rk[4]), ttl, cap, stNew, { sendItem(r.replyArg, rk[2]) })
+      local canonical = isCanonicalInbox(rk[4])
+      enqueueAll(rk[1], rk[3], canonical, ttl, cap, stNew, { sendItem(r.replyArg, rk[2]) })
       redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
+      if canonical then redis.call('PUBLISH', ARGV[r.replyArg + 9], ARGV[r.replyArg]) end
     end
   end
   results[#results + 1] = r.ours and 1 or 0
