@@ -41,6 +41,25 @@ export type CellState = "starting" | "running" | "stopping" | "stopped";
 /** Outcomes older than this are written without waiting for the rest of the batch. */
 const FINISH_LINGER_MS = 5;
 
+/** While draining, the inbox's top priority is looked at no more often than this. */
+const PEEK_INTERVAL_MS = 1;
+
+/** A look at the inbox's top priority, answered later. */
+interface Peek {
+  done: boolean;
+  top: Priority | null;
+}
+
+/** The priority a claimed member declares (NORMAL when it declares none). */
+function priorityOfMember(member: string): Priority {
+  try {
+    const priority = (JSON.parse(member) as { priority?: unknown }).priority;
+    return isPriority(priority) ? priority : Priority.NORMAL;
+  } catch {
+    return Priority.NORMAL;
+  }
+}
+
 /** A handler's exception that ends this incarnation. */
 interface Crash {
   directive: Exclude<FailureDirective, "resume">;
@@ -83,6 +102,10 @@ export class ActorCell implements Wakeable {
   private bufferedSince = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly writes = new Set<Promise<void>>();
+  /** A wake-up arrived while draining: something may outrank the rest of the batch. */
+  private woken = false;
+  private lastPeek = 0;
+  private peek: Peek | undefined;
   /** The running handler's abort controller, once its ctx.signal has been asked for. */
   private abort: AbortController | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
@@ -154,6 +177,7 @@ export class ActorCell implements Wakeable {
     if (this.state !== "running") return;
     if (this.draining) {
       this.again = true;
+      this.woken = true;
       return;
     }
     // Leases are renewed only while the cell holds claimed messages, i.e. while it drains.
@@ -214,17 +238,24 @@ export class ActorCell implements Wakeable {
           const offsetMs = result.nowMs - Date.now();
           this.reportClaim(result);
           this.batch = result.claimed;
+          let preempted = false;
           for (this.position = 0; this.position < this.batch.length; this.position++) {
             if (this.state !== "running" || crash) break;
-            crash = await this.handle(this.batch[this.position] as ClaimedMessage, offsetMs);
+            const next = this.batch[this.position] as ClaimedMessage;
+            if (this.outranked(next)) {
+              preempted = true;
+              break;
+            }
+            crash = await this.handle(next, offsetMs);
             if (this.broadcasts.length > 0) this.runBroadcasts();
           }
+          this.peek = undefined;
           // Whatever is left of the batch was not started: it goes back at once.
           for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
           this.batch = [];
           await this.flush();
           const seen = result.claimed.length + result.timedOut.length + result.rejected + result.duplicates;
-          more = result.more || seen >= size;
+          more = result.more || preempted || seen >= size;
         }
       } while (this.again && this.state === "running" && !crash);
     } catch (err) {
@@ -233,6 +264,38 @@ export class ActorCell implements Wakeable {
       this.retryTimer.unref();
     }
     if (crash && this.state === "running") await this.end(crash);
+  }
+
+  /**
+   * True when a message of higher priority than `next` has arrived since the batch was claimed:
+   * the rest of the batch then goes back and the cell claims again, so a CRITICAL message
+   * waits for about one handler, not for a whole batch. The inbox is peeked without waiting
+   * (the answer is used before a later message), at most once per PEEK_INTERVAL_MS and only
+   * after a wake-up said something arrived.
+   */
+  private outranked(next: ClaimedMessage): boolean {
+    const peek = this.peek;
+    if (peek?.done) {
+      this.peek = undefined;
+      if (peek.top !== null && peek.top > priorityOfMember(next.member)) return true;
+    }
+    const now = performance.now();
+    if (!this.peek && this.woken && now - this.lastPeek >= PEEK_INTERVAL_MS) {
+      this.woken = false;
+      this.lastPeek = now;
+      const pending: Peek = { done: false, top: null };
+      this.peek = pending;
+      this.host.mailbox.topPriority(this.id).then(
+        (top) => {
+          pending.top = top;
+          pending.done = true;
+        },
+        () => {
+          pending.done = true;
+        },
+      );
+    }
+    return false;
   }
 
   /** Ends this incarnation after a handler failure and tells the supervisor. */

@@ -7,7 +7,7 @@ import { type Envelope, encodeEnvelope } from "./envelope.js";
 import { MessageTooLargeError } from "./errors.js";
 import type { Keyspace } from "./keyspace.js";
 import { type LifecycleEvent, nextStatus, STATUS } from "./lifecycle.js";
-import { canonicalScore, wireScore } from "./priority.js";
+import { canonicalScore, isPriority, type Priority, priorityOfScore, wireScore } from "./priority.js";
 import { Scripts } from "./scripts.js";
 
 /** Limits and lifetimes of mailboxes. */
@@ -246,6 +246,23 @@ export class Mailbox {
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];
     return result.map((n) => n === 1);
+  }
+
+  /**
+   * The priority of the message at the top of `app`'s inbox, or null when it is empty. A
+   * member with a foreign score declares its priority in its JSON (it is re-scored at claim).
+   */
+  async topPriority(app: string): Promise<Priority | null> {
+    const [member, score] = await this.redis.zrevrange(this.keys.inbox(app), 0, 0, "WITHSCORES");
+    if (member === undefined) return null;
+    const fromScore = priorityOfScore(Number(score));
+    if (fromScore !== null) return fromScore;
+    try {
+      const priority = (JSON.parse(member) as { priority?: unknown }).priority;
+      return isPriority(priority) ? priority : null;
+    } catch {
+      return null;
+    }
   }
 
   /** Extends the leases of messages still held under `token`; returns how many were extended. */

@@ -42,6 +42,12 @@ export function canonicalScore(priority: Priority, timestampUs: number): number 
   return SCORE_BASE + (priority - 1) * SCORE_BAND + (SCORE_BAND - 1 - rel);
 }
 
+/** The priority a canonical score stands for, or null for a score outside the band. */
+export function priorityOfScore(score: number): Priority | null {
+  if (!(score >= SCORE_BASE && score < 2 ** 53)) return null;
+  return (Math.floor((score - SCORE_BASE) / SCORE_BAND) + 1) as Priority;
+}
+
 /** The peers' score, used when the recipient is not a redactor inbox. */
 export function wireScore(priority: Priority, timestampSeconds: number): number {
   return priority * 1000 + timestampSeconds;

@@ -136,4 +136,33 @@ describe("priority and order", () => {
     expect(canonicalScore(Priority.NORMAL, t)).toBeGreaterThan(canonicalScore(Priority.NORMAL, t + 1));
     expect(canonicalScore(Priority.HIGH, t + 1e12)).toBeGreaterThan(canonicalScore(Priority.NORMAL, t));
   });
+
+  it("lets a CRITICAL message overtake the rest of an already claimed batch", async () => {
+    const app = uniqueId("preempt");
+    const system = await newSystem();
+    const ref = system.ref<Rec>(app);
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => ref.tell("rec", { tag: `n${i}` })));
+    const seen: string[] = [];
+    let criticalSentAt = -1;
+    await system.spawn(
+      defineActor<Rec>({
+        id: app,
+        claimBatch: 200,
+        handlers: {
+          rec: async (p) => {
+            seen.push(p.tag);
+            // A little work per message, so that a batch takes a while.
+            await new Promise((r) => setTimeout(r, 1));
+          },
+        },
+      }),
+    );
+    await waitFor(() => seen.length >= 20, 5000, "the drain to start");
+    criticalSentAt = seen.length;
+    await ref.tell("rec", { tag: "CRITICAL" }, { priority: Priority.CRITICAL });
+    await waitFor(() => seen.includes("CRITICAL"), 5000, "the critical message");
+    const overtaken = seen.indexOf("CRITICAL") - criticalSentAt;
+    // Without preemption it would wait for the rest of its 200-message batch.
+    expect(overtaken).toBeLessThan(20);
+  });
 });
