@@ -249,10 +249,12 @@ export class ActorCell implements Wakeable {
             crash = await this.handle(next, offsetMs);
             if (this.broadcasts.length > 0) this.runBroadcasts();
           }
-          this.peek = undefined;
           // Whatever is left of the batch was not started: it goes back at once.
           for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
           this.batch = [];
+          // Awaited, although the next claim would queue behind it on the same connection anyway:
+          // sending both at once keeps Redis busy back to back, and another client's message
+          // (a CRITICAL tell) then waits behind two scripts instead of one.
           await this.flush();
           const seen = result.claimed.length + result.timedOut.length + result.rejected + result.duplicates;
           more = result.more || preempted || seen >= size;

@@ -72,6 +72,14 @@ describe("bad input", () => {
     expect(t.lines.some((l) => String(l.msg).includes("dead letters") && l.count === 1)).toBe(true);
   });
 
+  it("dead-letters a member that looks like redactor's own encoding but is not JSON", async () => {
+    const t = await setup();
+    const member = '{"id":"looks-fine", this is not JSON "timeout":null}';
+    await t.peer.zadd(t.inbox, 3000, member);
+    await t.stillServing(7);
+    expect(await t.dead()).toEqual([expect.objectContaining({ reason: "malformed", message: member })]);
+  });
+
   it("dead-letters a message whose envelope is wrong, naming the field", async () => {
     const t = await setup();
     const id = uniqueId("prio9");

@@ -93,6 +93,13 @@ local function decode(member, attempts)
   return msg, id
 end
 
+-- The id of a member in redactor's own encoding with no deadline: it starts with the id and
+-- ends with a null timeout, so it needs no full decode here. Anything else returns nil.
+local function quickId(member)
+  if #member > maxBytes or string.sub(member, -15) ~= '"timeout":null}' then return nil end
+  return string.match(member, '^{"id":"([^"\\]+)",')
+end
+
 -- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP].
 local foreign = redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, batch)
 local above = redis.call('ZRANGEBYSCORE', inbox, '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, batch)
@@ -132,12 +139,23 @@ while #claimed < want * 3 do
   local drained = #popped < asked * 2
   for i = 1, #popped, 2 do
     local member = popped[i]
-    local msg, id = decode(member)
-    if msg then
+    local msg
+    local id = quickId(member)
+    local current
+    if id then
+      current = redis.call('HMGET', prefix .. id, 'status', 'attempts')
+      -- No metadata hash (a bare ZADD): its fields come from the message, so decode it after all.
+      if not current[1] then id = nil end
+    end
+    if not id then
+      msg, id = decode(member)
+      if id then current = redis.call('HMGET', prefix .. id, 'status', 'attempts') end
+    end
+    if id then
       local key = prefix .. id
-      local status = redis.call('HGET', key, 'status')
-      local timeout = tonumber(msg.timeout)
-      local sentAt = tonumber(msg.timestamp)
+      local status = current[1]
+      local timeout = msg and tonumber(msg.timeout)
+      local sentAt = msg and tonumber(msg.timestamp)
       if status == stDone then
         duplicates = duplicates + 1
       elseif timeout and sentAt and sentAt + timeout < nowSec then
@@ -145,15 +163,16 @@ while #claimed < want * 3 do
         redis.call('EXPIRE', key, ttl)
         timedOut[#timedOut + 1] = id
       else
+        local attempts = (tonumber(current[2]) or 0) + 1
         if status then
-          redis.call('HSET', key, 'status', stProcessing, 'lease', token)
+          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'attempts', attempts)
         else
           -- A bare ZADD: nobody wrote the metadata hash, so write it now, with its TTL.
-          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'sender', text(msg.sender),
-            'recipient', text(msg.recipient), 'timestamp', text(msg.timestamp), 'type', text(msg.message_type))
+          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'attempts', attempts,
+            'sender', text(msg.sender), 'recipient', text(msg.recipient), 'timestamp', text(msg.timestamp),
+            'type', text(msg.message_type))
           redis.call('EXPIRE', key, ttl)
         end
-        local attempts = redis.call('HINCRBY', key, 'attempts', 1)
         leases[#leases + 1] = deadline
         leases[#leases + 1] = member
         claimed[#claimed + 1] = member
