@@ -14,9 +14,17 @@ interface PendingAsk {
   match?: (message: Envelope) => boolean;
 }
 
+/** How many recently settling replies are remembered, so their inbox copies are recognised. */
+const SETTLED_MEMORY = 10_000;
+
 /** The asks in flight of one system. */
 export class PendingAsks {
   private readonly byId = new Map<string, PendingAsk>();
+  /**
+   * Ids of replies that settled an ask when they were pushed; the same reply then arrives in
+   * the inbox too and must be consumed quietly, not offered to other asks or to handlers.
+   */
+  private readonly settled = new Set<string>();
   /** Asks with a match function, oldest first. */
   private readonly matchers = new Set<PendingAsk>();
 
@@ -49,8 +57,12 @@ export class PendingAsks {
     });
   }
 
-  /** Settles the ask `message` answers; false when it answers none (a late or stray reply). */
+  /**
+   * Settles the ask `message` answers; true when it did, or when `message` is the inbox copy of
+   * a reply that already settled one; false when it answers none (a late or stray reply).
+   */
   offer(message: Envelope): boolean {
+    if (this.settled.delete(message.id)) return true;
     let pending = message.reply_to === null ? undefined : this.byId.get(message.reply_to);
     if (!pending) {
       for (const candidate of this.matchers) {
@@ -70,6 +82,19 @@ export class PendingAsks {
     this.forget(pending);
     pending.resolve(message.payload);
     return true;
+  }
+
+  /** Like `offer`, for a reply pushed on the reply channel, whose inbox copy comes later. */
+  offerPushed(message: Envelope): void {
+    if (!this.offer(message)) return;
+    this.settled.add(message.id);
+    // Bounded: the oldest go first (a Set iterates in insertion order).
+    if (this.settled.size > SETTLED_MEMORY) {
+      for (const id of this.settled) {
+        this.settled.delete(id);
+        if (this.settled.size <= SETTLED_MEMORY) break;
+      }
+    }
   }
 
   /** Fails one ask now (its request could not be sent). */

@@ -35,11 +35,24 @@ export interface CellHost {
   sent(envelope: Envelope): void;
 }
 
+/** How a cell is set up by its system. */
+export interface CellOptions {
+  /** Offered each message first; true means it was consumed (ask replies). */
+  intercept?: (message: Envelope) => boolean;
+  /** Told once when a handler's failure ends this incarnation. */
+  exits?: { cellExited(cell: ActorCell, reason: ExitReason): void };
+  /** Lease length, ms; renewed every third of it. */
+  leaseMs: number;
+}
+
 /** Where a cell is in its life. */
 export type CellState = "starting" | "running" | "stopping" | "stopped";
 
 /** Outcomes older than this are written without waiting for the rest of the batch. */
 const FINISH_LINGER_MS = 5;
+
+/** The empty batch, shared by every idle cell. */
+const NOTHING: readonly ClaimedMessage[] = [];
 
 /** While draining, the inbox's top priority is looked at no more often than this. */
 const PEEK_INTERVAL_MS = 1;
@@ -68,6 +81,20 @@ interface Crash {
 
 let incarnations = 0;
 
+/** The abort side of one handler run's ctx.signal; the controller exists once the signal is read. */
+class Abort {
+  private controller: AbortController | undefined;
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  abort(reason: Error): void {
+    this.controller?.abort(reason);
+  }
+}
+
 /** The canonical score a member goes back to the inbox at. */
 function requeueScore(member: string): number {
   try {
@@ -89,7 +116,8 @@ export class ActorCell implements Wakeable {
   state: CellState = "starting";
   readonly id: string;
   private actorState: unknown;
-  private readonly token: string;
+  private readonly incarnation: number;
+  private leaseToken: string | undefined;
   // Created on first use: an idle actor should cost as little memory as possible.
   private logger: Logger | undefined;
   private selfRef: ActorRef | undefined;
@@ -97,36 +125,43 @@ export class ActorCell implements Wakeable {
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
-  private readonly broadcasts: Envelope[] = [];
-  private buffered: FinishRecord[] = [];
+  // Allocated on first use: an idle actor should cost as little memory as possible.
+  private broadcasts: Envelope[] | undefined;
+  private buffered: FinishRecord[] | undefined;
   private bufferedSince = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private readonly writes = new Set<Promise<void>>();
+  private writes: Set<Promise<void>> | undefined;
   /** A wake-up arrived while draining: something may outrank the rest of the batch. */
   private woken = false;
   private lastPeek = 0;
   private peek: Peek | undefined;
-  /** The running handler's abort controller, once its ctx.signal has been asked for. */
-  private abort: AbortController | undefined;
+  private readonly intercept: CellOptions["intercept"];
+  private readonly exits: CellOptions["exits"];
+  private readonly leaseMs: number;
+  /** The abort side of the running message handler's ctx.signal. */
+  private running: Abort | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
-  private batch: ClaimedMessage[] = [];
+  private batch: readonly ClaimedMessage[] = NOTHING;
   private position = 0;
 
   constructor(
     private readonly host: CellHost,
     readonly definition: ActorDefinition,
-    private readonly options: {
-      /** Offered each message first; true means it was consumed (ask replies). */
-      intercept?: (message: Envelope) => boolean;
-      /** Called once when a handler's failure ends this incarnation. */
-      onExit?: (reason: ExitReason) => void;
-      /** Lease length, ms; renewed every third of it. */
-      leaseMs: number;
-    },
+    options: CellOptions,
   ) {
+    // Copied into fields rather than kept as an object: one allocation less per idle actor.
+    this.intercept = options.intercept;
+    this.exits = options.exits;
+    this.leaseMs = options.leaseMs;
     this.id = definition.id;
     incarnations += 1;
-    this.token = `${host.nodeId}/${incarnations}`;
+    this.incarnation = incarnations;
+  }
+
+  /** Names this incarnation's leases: "<node>/<n>", so a dead node's leases can be told apart. */
+  private get token(): string {
+    this.leaseToken ??= `${this.host.nodeId}/${this.incarnation}`;
+    return this.leaseToken;
   }
 
   /** A logger bound to this actor. */
@@ -181,16 +216,18 @@ export class ActorCell implements Wakeable {
       return;
     }
     // Leases are renewed only while the cell holds claimed messages, i.e. while it drains.
-    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.options.leaseMs / 3));
+    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.leaseMs / 3));
     this.leaseTimer.unref();
     this.draining = this.drain().finally(() => {
       clearInterval(this.leaseTimer);
+      this.leaseTimer = undefined;
       this.draining = undefined;
     });
   }
 
   /** Queues a broadcast for this actor (see ActorDefinition.broadcasts). */
   deliverBroadcast(message: Envelope): void {
+    this.broadcasts ??= [];
     this.broadcasts.push(message);
     this.wake();
   }
@@ -210,13 +247,13 @@ export class ActorCell implements Wakeable {
         new Promise<boolean>((r) => setTimeout(() => r(true), Math.max(0, deadlineMs - Date.now())).unref()),
       ]);
       if (timedOut) {
-        this.abort?.abort(new SystemStoppedError("finish a handler"));
+        this.running?.abort(new SystemStoppedError("finish a handler"));
         // The handler is still running; hand its message (and any rest of the batch) back now.
         for (const held of this.batch.slice(this.position)) {
           this.log.warn({ msgId: held.id }, "handler still running at stop; message released");
           this.finish(this.releaseRecord(held));
         }
-        this.batch = [];
+        this.batch = NOTHING;
       }
     }
     clearInterval(this.leaseTimer);
@@ -247,11 +284,11 @@ export class ActorCell implements Wakeable {
               break;
             }
             crash = await this.handle(next, offsetMs);
-            if (this.broadcasts.length > 0) this.runBroadcasts();
+            if (this.broadcasts?.length) this.runBroadcasts();
           }
           // Whatever is left of the batch was not started: it goes back at once.
           for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
-          this.batch = [];
+          this.batch = NOTHING;
           // Awaited, although the next claim would queue behind it on the same connection anyway:
           // sending both at once keeps Redis busy back to back, and another client's message
           // (a CRITICAL tell) then waits behind two scripts instead of one.
@@ -307,7 +344,7 @@ export class ActorCell implements Wakeable {
     await this.flush();
     await this.teardown();
     const kind = crash.directive === "restart" ? "crash" : crash.directive;
-    this.options.onExit?.({ kind, error: crash.error });
+    this.exits?.cellExited(this, { kind, error: crash.error });
   }
 
   private reportClaim(result: ClaimResult): void {
@@ -336,12 +373,12 @@ export class ActorCell implements Wakeable {
   }
 
   private runBroadcasts(): void {
-    while (this.broadcasts.length > 0) {
+    while (this.broadcasts?.length) {
       const message = this.broadcasts.shift() as Envelope;
       const handler = this.definition.handlers[message.message_type];
       if (!handler) continue;
       Promise.resolve()
-        .then(() => handler(message.payload, this.context(message, 1)))
+        .then(() => handler(message.payload, this.context(message, 1, new Abort())))
         .catch((err: unknown) =>
           this.log.error({ err, type: message.message_type }, "broadcast handler failed"),
         );
@@ -359,18 +396,12 @@ export class ActorCell implements Wakeable {
     };
   }
 
-  private context(
-    message: Envelope,
-    attempt: number,
-    controller?: AbortController,
-  ): ActorContext<never, unknown> {
+  private context(message: Envelope, attempt: number, abort: Abort): ActorContext<never, unknown> {
     const cell = this;
     let log: Logger | undefined;
     return {
       get signal() {
-        // Created on first use: most handlers never look at it.
-        controller ??= cell.abort = new AbortController();
-        return controller.signal;
+        return abort.signal;
       },
       state: this.actorState,
       self: this.self as never,
@@ -418,7 +449,7 @@ export class ActorCell implements Wakeable {
       this.finish({ ...base, event: "EXPIRE", error: "deadline passed before start" });
       return;
     }
-    if (this.options.intercept?.(message)) {
+    if (this.intercept?.(message)) {
       this.finish({ ...base, event: "COMPLETE" });
       return;
     }
@@ -461,13 +492,14 @@ export class ActorCell implements Wakeable {
     }
     const started = performance.now();
     let result: unknown;
-    this.abort = undefined;
+    const abort = new Abort();
+    this.running = abort;
     try {
-      result = await this.run(handler, payload, this.context(message, attempts), type);
+      result = await this.run(handler, payload, this.context(message, attempts, abort), type, abort);
     } catch (err) {
       return this.handlerFailed(base, type, asError(err), offsetMs);
     } finally {
-      this.abort = undefined;
+      this.running = undefined;
     }
     let reply: EncodedMessage | undefined;
     if (result !== undefined) {
@@ -506,6 +538,7 @@ export class ActorCell implements Wakeable {
     payload: unknown,
     ctx: ActorContext<never, unknown>,
     type: string,
+    abort: Abort,
   ): Promise<unknown> {
     const limit = this.definition.handlerTimeoutMs;
     if (limit === undefined) return await handler(payload as never, ctx as never);
@@ -513,7 +546,7 @@ export class ActorCell implements Wakeable {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const error = new HandlerTimeoutError(this.id, type, limit);
-        this.abort?.abort(error);
+        abort.abort(error);
         reject(error);
       }, limit);
     });
@@ -562,7 +595,8 @@ export class ActorCell implements Wakeable {
    * within FINISH_LINGER_MS even if the next handler is slow.
    */
   private finish(record: FinishRecord): void {
-    if (this.buffered.length === 0) this.bufferedSince = Date.now();
+    if (!this.buffered?.length) this.bufferedSince = Date.now();
+    this.buffered ??= [];
     this.buffered.push(record);
     if (record.reply || Date.now() - this.bufferedSince >= FINISH_LINGER_MS) {
       void this.write();
@@ -574,9 +608,9 @@ export class ActorCell implements Wakeable {
   private write(): Promise<void> {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    if (this.buffered.length === 0) return Promise.resolve();
     const records = this.buffered;
-    this.buffered = [];
+    if (!records?.length) return Promise.resolve();
+    this.buffered = undefined;
     const write = this.host.mailbox
       .finish(this.id, records)
       .then((written) => {
@@ -589,8 +623,9 @@ export class ActorCell implements Wakeable {
         this.log.error({ err, count: records.length }, "writing message outcomes failed");
       })
       .finally(() => {
-        this.writes.delete(write);
+        this.writes?.delete(write);
       });
+    this.writes ??= new Set();
     this.writes.add(write);
     return write;
   }
@@ -598,6 +633,6 @@ export class ActorCell implements Wakeable {
   /** Writes buffered outcomes and waits for every write in flight. */
   async flush(): Promise<void> {
     void this.write();
-    await Promise.all(this.writes);
+    if (this.writes) await Promise.all(this.writes);
   }
 }

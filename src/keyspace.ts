@@ -32,6 +32,13 @@ export class Keyspace {
     return `queue:${this.app(app)}:inbox`;
   }
 
+  /** The app id of an inbox key, or null when `key` is not one. */
+  appFromInbox(key: string): string | null {
+    if (!key.startsWith("queue:") || !key.endsWith(":inbox")) return null;
+    const app = key.slice("queue:".length, -":inbox".length);
+    return this.hashTag && app.startsWith("{") && app.endsWith("}") ? app.slice(1, -1) : app;
+  }
+
   /** `queue:<app>:outbox`: capped copies of what the app sent, for monitoring. */
   outbox(app: string): string {
     return `queue:${this.app(app)}:outbox`;

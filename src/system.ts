@@ -17,7 +17,7 @@ import type {
 } from "./actor.js";
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
-import { ActorCell, type CellHost } from "./cell.js";
+import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
 import { decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
 import { SystemEventEmitter } from "./events.js";
@@ -418,7 +418,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   /** A reply pushed whole: settles its ask now; the inbox copy is consumed later as a late reply. */
   private onPushedReply(text: string): void {
     try {
-      this.asks.offer(decodeEnvelope(text));
+      this.asks.offerPushed(decodeEnvelope(text));
     } catch {
       // Not a message: the inbox copy, or the ask's timeout, settles things.
     }
@@ -457,14 +457,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   /** Starts a cell for `definition` and makes it reachable; rejects if its setup fails. */
-  async startCell(definition: ActorDefinition, onExit?: (reason: ExitReason) => void): Promise<ActorCell> {
+  async startCell(definition: ActorDefinition, exits?: CellOptions["exits"]): Promise<ActorCell> {
     const { id } = definition;
     if (this.cells.has(id)) throw new DuplicateActorError(id);
     const isSystemInbox = id === this.appId;
     // An actor with the system's own id takes over its inbox; ask replies are still taken first.
     const cell = new ActorCell(this, definition, {
       intercept: isSystemInbox ? (m) => this.asks.offer(m) : undefined,
-      onExit,
+      exits,
       leaseMs: this.mailbox.config.leaseMs,
     });
     this.cells.set(id, cell);
@@ -601,6 +601,8 @@ class ActorChild implements Child {
   readonly id: string;
   readonly restartType: Child["restartType"];
   private cell: ActorCell | undefined;
+  private starting = false;
+  private pendingExit: { cell: ActorCell; reason: ExitReason } | undefined;
 
   constructor(
     private readonly system: RedactorSystem,
@@ -616,11 +618,22 @@ class ActorChild implements Child {
   }
 
   async start(): Promise<void> {
-    let cell: ActorCell | undefined;
-    cell = await this.system.startCell(this.definition, (reason) => {
-      if (cell && this.cell === cell) void this.exited(cell, reason);
-    });
-    this.cell = cell;
+    this.starting = true;
+    try {
+      this.cell = await this.system.startCell(this.definition, this);
+    } finally {
+      this.starting = false;
+    }
+    // Its first messages may already have crashed it while start() was finishing.
+    const pending = this.pendingExit;
+    this.pendingExit = undefined;
+    if (pending && pending.cell === this.cell) void this.exited(pending.cell, pending.reason);
+  }
+
+  /** Its cell ended itself after a handler failure (an older incarnation's report is ignored). */
+  cellExited(cell: ActorCell, reason: ExitReason): void {
+    if (this.starting) this.pendingExit = { cell, reason };
+    else if (this.cell === cell) void this.exited(cell, reason);
   }
 
   private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {

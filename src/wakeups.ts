@@ -17,6 +17,9 @@ import type { Redis } from "ioredis";
 import type { Keyspace } from "./keyspace.js";
 import type { Mailbox } from "./mailbox.js";
 
+/** Actor channels are `channel:<app>` (Keyspace.channel). */
+const CHANNEL_PREFIX = "channel:";
+
 /** An actor as the wake-up paths see it. */
 export interface Wakeable {
   /** Claim and run what is in the inbox. */
@@ -28,7 +31,6 @@ export interface Wakeable {
 /** Routes wake-ups and broadcasts for the actors of one system. */
 export class Wakeups {
   private readonly actors = new Map<string, Wakeable>();
-  private readonly byChannel = new Map<string, string>();
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushScheduled = false;
@@ -60,8 +62,12 @@ export class Wakeups {
     this.db = Number(cmd.options.db ?? 0);
   }
 
+  private get keyspacePrefix(): string {
+    return `__keyspace@${this.db}__:`;
+  }
+
   private keyspaceChannel(app: string): string {
-    return `__keyspace@${this.db}__:${this.keys.inbox(app)}`;
+    return `${this.keyspacePrefix}${this.keys.inbox(app)}`;
   }
 
   /** Reads the server's notify-keyspace-events and (un)subscribes the inbox events to match. */
@@ -79,7 +85,7 @@ export class Wakeups {
     this.notifications = on;
     for (const app of this.actors.keys()) {
       const channel = this.keyspaceChannel(app);
-      if (on) this.subscribe(channel, app);
+      if (on) this.subscribe(channel);
       else this.unsubscribe(channel);
     }
   }
@@ -92,10 +98,14 @@ export class Wakeups {
         fixed(text);
         return;
       }
-      const app = this.byChannel.get(channel);
-      // A keyspace event's text is the command; only an added message is news.
-      if (app !== undefined && (text === "zadd" || channel.startsWith("channel:")))
-        this.actors.get(app)?.wake();
+      // The app is read off the channel's name (no table per actor to keep in memory).
+      if (channel.startsWith(CHANNEL_PREFIX)) {
+        this.actors.get(channel.slice(CHANNEL_PREFIX.length))?.wake();
+      } else if (text === "zadd") {
+        // A keyspace event's text is the command; only an added message is news.
+        const app = this.keys.appFromInbox(channel.slice(this.keyspacePrefix.length));
+        if (app !== null) this.actors.get(app)?.wake();
+      }
     });
     // Messages may have arrived while a connection was down: look at every inbox at once.
     for (const connection of [this.sub, this.cmd]) {
@@ -124,8 +134,8 @@ export class Wakeups {
   /** Starts waking `actor` for messages to `app`; resolves once the subscription is in place. */
   watch(app: string, actor: Wakeable): Promise<void> {
     this.actors.set(app, actor);
-    this.subscribe(this.keys.channel(app), app);
-    if (this.notifications) this.subscribe(this.keyspaceChannel(app), app);
+    this.subscribe(this.keys.channel(app));
+    if (this.notifications) this.subscribe(this.keyspaceChannel(app));
     return this.subscribed;
   }
 
@@ -133,18 +143,16 @@ export class Wakeups {
   unwatch(app: string): void {
     this.actors.delete(app);
     this.unsubscribe(this.keys.channel(app));
-    this.unsubscribe(this.keyspaceChannel(app));
+    if (this.notifications) this.unsubscribe(this.keyspaceChannel(app));
   }
 
-  private subscribe(channel: string, app: string): void {
-    this.byChannel.set(channel, app);
+  private subscribe(channel: string): void {
     this.toUnsubscribe.delete(channel);
     this.toSubscribe.add(channel);
     this.scheduleFlush();
   }
 
   private unsubscribe(channel: string): void {
-    if (!this.byChannel.delete(channel)) return;
     this.toSubscribe.delete(channel);
     this.toUnsubscribe.add(channel);
     this.scheduleFlush();

@@ -415,3 +415,18 @@ describe("message retries", () => {
     });
   });
 });
+
+describe("crash during start", () => {
+  const redis3 = useRedis();
+  const newSystem3 = useSystems(redis3);
+
+  it("restarts an actor whose first queued message crashes it", async () => {
+    const system = await newSystem3();
+    const a = uniqueId("poisoned");
+    const log: string[] = [];
+    // Queued before the actor exists: its very first claim crashes it.
+    await system.ref<Proto>(a).tell("crash", { why: "at once" });
+    await system.spawn(supervisor({ id: "s", ...fast, children: [probe(a, log)] }));
+    await waitFor(() => starts(log, a) === 2, 3000, "a restart");
+  });
+});
