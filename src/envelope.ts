@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import superjson from "superjson";
 import { EnvelopeError } from "./errors.js";
-import { isPriority, type Priority } from "./priority.js";
+import { isPriority, monotonicMicros, type Priority } from "./priority.js";
 
 /** A message as it travels on the wire. */
 export interface Envelope<P = unknown> {
@@ -38,6 +38,35 @@ export const PAYLOAD_META_FIELD = "payload_meta";
 /** A fresh message id (uuid4, like the Python peer's). */
 export function newMessageId(): string {
   return randomUUID();
+}
+
+/** What a new outgoing message is made of; the rest is filled in by `createEnvelope`. */
+export interface NewMessage {
+  sender: string;
+  recipient: string;
+  type: string;
+  payload: unknown;
+  /** @default Priority.NORMAL */
+  priority?: Priority;
+  /** Deadline after sending, ms; the wire carries whole seconds, rounded up. @default none */
+  timeoutMs?: number;
+  /** @default a fresh uuid4 */
+  id?: string;
+}
+
+/** A new message, stamped now (µs, strictly increasing in this process). */
+export function createEnvelope(m: NewMessage): Envelope {
+  return {
+    id: m.id ?? newMessageId(),
+    sender: m.sender,
+    recipient: m.recipient,
+    message_type: m.type,
+    payload: m.payload,
+    priority: m.priority ?? 2,
+    timestamp: monotonicMicros() / 1e6,
+    reply_to: null,
+    timeout: m.timeoutMs === undefined ? null : Math.max(1, Math.ceil(m.timeoutMs / 1000)),
+  };
 }
 
 /** True when `value` survives JSON.stringify/parse unchanged. */

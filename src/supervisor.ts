@@ -9,6 +9,7 @@
 import type { ActorDefinition, RestartType } from "./actor.js";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import { RedactorError } from "./errors.js";
+import type { SystemEvents } from "./events.js";
 
 /** OTP restart strategies. */
 export type SupervisorStrategy = "one_for_one" | "one_for_all" | "rest_for_one";
@@ -134,13 +135,7 @@ export interface SupervisionHost {
   /** How long a stop may let handlers finish, ms. */
   readonly shutdownTimeoutMs: number;
   /** Observability. */
-  restarted(info: {
-    actor: string;
-    supervisor: string;
-    reason: string;
-    attempt: number;
-    delayMs: number;
-  }): void;
+  restarted(info: SystemEvents["actor.restarted"]): void;
   supervisorFailed(info: { supervisor: string; error: Error }): void;
 }
 

@@ -18,14 +18,14 @@ import type {
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
-import { decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
+import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
-import { SystemEventEmitter } from "./events.js";
+import { SystemEventEmitter, type SystemEvents } from "./events.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
 import { type EncodedMessage, Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
 import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
-import { monotonicMicros, Priority } from "./priority.js";
+import type { Priority } from "./priority.js";
 import {
   type Child,
   type ChildSpec,
@@ -287,28 +287,6 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     return new Ref(this, this.appId, id) as unknown as ActorRef<P>;
   }
 
-  private envelope(
-    sender: string,
-    recipient: string,
-    type: string,
-    payload: unknown,
-    priority: Priority,
-    timeoutMs: number | undefined,
-    id: string,
-  ): Envelope {
-    return {
-      id,
-      sender,
-      recipient,
-      message_type: type,
-      payload,
-      priority,
-      timestamp: monotonicMicros() / 1e6,
-      reply_to: null,
-      timeout: timeoutMs === undefined ? null : Math.max(1, Math.ceil(timeoutMs / 1000)),
-    };
-  }
-
   async tellAs(
     sender: string,
     recipient: string,
@@ -318,15 +296,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   ): Promise<string> {
     if (this.stopping) throw new SystemStoppedError(`send "${type}" to "${recipient}"`);
     this.checkConnected(`send "${type}" to "${recipient}"`);
-    const env = this.envelope(
-      sender,
-      recipient,
-      type,
-      payload,
-      options.priority ?? Priority.NORMAL,
-      options.timeoutMs,
-      options.id ?? newMessageId(),
-    );
+    const env = createEnvelope({ sender, recipient, type, payload, ...options });
     const { result: skipped, index } = await this.sends.add(
       `${sender}\n${recipient}`,
       this.mailbox.encode(env),
@@ -346,15 +316,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     if (this.stopping) throw new SystemStoppedError(`ask "${type}" of "${recipient}"`);
     this.checkConnected(`ask "${type}" of "${recipient}"`);
     const timeoutMs = options.timeoutMs ?? this.askTimeoutMs;
-    const env = this.envelope(
-      this.appId,
+    const env = createEnvelope({
+      sender: this.appId,
       recipient,
       type,
       payload,
-      options.priority ?? Priority.NORMAL,
+      priority: options.priority,
       timeoutMs,
-      newMessageId(),
-    );
+    });
     const encoded = this.mailbox.encode(env);
     const started = performance.now();
     const reply = this.asks.wait(env.id, recipient, type, timeoutMs, options.match);
@@ -403,15 +372,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
 
   async broadcast(type: string, payload: unknown, options: BroadcastOptions = {}): Promise<void> {
     if (this.stopping) throw new SystemStoppedError(`broadcast "${type}"`);
-    const env = this.envelope(
-      this.appId,
-      "broadcast",
-      type,
-      payload,
-      options.priority ?? Priority.NORMAL,
-      undefined,
-      newMessageId(),
-    );
+    const env = createEnvelope({ sender: this.appId, recipient: "broadcast", type, payload, ...options });
     await this.cmd.publish(this.keys.broadcastChannel(), encodeEnvelope(env));
   }
 
@@ -520,13 +481,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     setTimeout(() => this.wakeups.wake(app), delayMs).unref();
   }
 
-  restarted(info: {
-    actor: string;
-    supervisor: string;
-    reason: string;
-    attempt: number;
-    delayMs: number;
-  }): void {
+  restarted(info: SystemEvents["actor.restarted"]): void {
     this.log.warn(info, "restarting actor");
     this.events.emit("actor.restarted", info);
   }

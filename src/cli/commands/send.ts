@@ -1,11 +1,11 @@
 /** `redactor send` and `redactor ask`: put a message in an app's inbox, optionally wait for the reply. */
 import type { Redis } from "ioredis";
 import type { Envelope } from "../../envelope.js";
-import { newMessageId } from "../../envelope.js";
+import { createEnvelope, newMessageId } from "../../envelope.js";
 import { AskTimeoutError, MessageTooLargeError, RedisUnavailableError } from "../../errors.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
-import { monotonicMicros, Priority } from "../../priority.js";
+import { Priority } from "../../priority.js";
 import type { ActorSystem } from "../../system.js";
 import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
@@ -84,17 +84,15 @@ export const sendCommand: CommandSpec = {
     if (sender === "" || id === "") throw new UsageError("--from and --id cannot be empty", "send");
     const redis = await ctx.redis();
     const mailbox = new Mailbox(redis, ctx.keys, mailboxConfig());
-    const envelope: Envelope = {
+    const envelope: Envelope = createEnvelope({
       id,
       sender,
       recipient: app,
-      message_type: type,
+      type,
       payload,
       priority,
-      timestamp: monotonicMicros() / 1e6,
-      reply_to: null,
-      timeout: timeoutMs === undefined ? null : Math.max(1, Math.ceil(timeoutMs / 1000)),
-    };
+      timeoutMs,
+    });
     let encoded: ReturnType<Mailbox["encode"]>;
     try {
       encoded = mailbox.encode(envelope);
