@@ -79,8 +79,8 @@ class LiveView {
 
   constructor(system: ActorSystem) {
     system.events.on("message.sent", (e) => {
-      // Telemetry and alerts are printed on arrival, with what they say; ticks are internal.
-      if (e.type === "sim_tick" || e.type === "telemetry" || e.type === "alert") return;
+      // Replies, telemetry and alerts are printed on arrival, with what they say; ticks are internal.
+      if (e.sender === FC || e.type === "sim_tick" || e.type === "telemetry" || e.type === "alert") return;
       // Asks and tells both leave as plain messages; the label says which, and what for.
       const { label, how } = this.labels.shift() ?? { label: "", how: "tell" };
       this.labelOf.set(e.id, label);
