@@ -107,6 +107,17 @@ function requeueScore(member: string): number {
   }
 }
 
+/**
+ * `table[key]` when `key` is the table's own: a message type comes from the wire and must
+ * never find `constructor`, `toString` and the like on the prototype.
+ */
+function ownEntry<T>(
+  table: Record<string, T> | Partial<Record<string, T>> | undefined,
+  key: string,
+): T | undefined {
+  return table && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -267,10 +278,10 @@ export class ActorCell implements Wakeable {
     try {
       do {
         this.again = false;
-        this.runBroadcasts();
+        await this.runBroadcasts();
         let more = true;
         while (more && this.state === "running" && !crash) {
-          const size = this.definition.claimBatch ?? this.host.claimBatch;
+          const size = Math.max(1, this.definition.claimBatch ?? this.host.claimBatch);
           const result = await this.host.mailbox.claim(this.id, size, this.token);
           const offsetMs = result.nowMs - Date.now();
           this.reportClaim(result);
@@ -284,7 +295,7 @@ export class ActorCell implements Wakeable {
               break;
             }
             crash = await this.handle(next, offsetMs);
-            if (this.broadcasts?.length) this.runBroadcasts();
+            if (this.broadcasts?.length) await this.runBroadcasts();
           }
           // Whatever is left of the batch was not started: it goes back at once.
           for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
@@ -298,7 +309,12 @@ export class ActorCell implements Wakeable {
         }
       } while (this.again && this.state === "running" && !crash);
     } catch (err) {
-      this.log.error({ err }, "claiming failed; retrying in 1 s");
+      // Whatever failed (Redis, most likely), the messages still held go back now, not after
+      // their lease; the one in hand, if any, is among them.
+      for (const held of this.batch.slice(this.position)) this.finish(this.releaseRecord(held));
+      this.batch = NOTHING;
+      void this.write();
+      this.log.error({ err }, "serving the inbox failed; retrying in 1 s");
       this.retryTimer = setTimeout(() => this.wake(), 1000);
       this.retryTimer.unref();
     }
@@ -372,16 +388,17 @@ export class ActorCell implements Wakeable {
     }
   }
 
-  private runBroadcasts(): void {
+  /** Runs queued broadcasts one at a time, like messages, so they never overlap a handler. */
+  private async runBroadcasts(): Promise<void> {
     while (this.broadcasts?.length) {
       const message = this.broadcasts.shift() as Envelope;
-      const handler = this.definition.handlers[message.message_type];
+      const handler = ownEntry(this.definition.handlers, message.message_type);
       if (!handler) continue;
-      Promise.resolve()
-        .then(() => handler(message.payload, this.context(message, 1, new Abort())))
-        .catch((err: unknown) =>
-          this.log.error({ err, type: message.message_type }, "broadcast handler failed"),
-        );
+      try {
+        await handler(message.payload, this.context(message, 1, new Abort()));
+      } catch (err) {
+        this.log.error({ err, type: message.message_type }, "broadcast handler failed");
+      }
     }
   }
 
@@ -459,7 +476,7 @@ export class ActorCell implements Wakeable {
       this.deadLetter(base, type, "attempts-exhausted", error);
       return;
     }
-    const handler = this.definition.handlers[type];
+    const handler = ownEntry(this.definition.handlers, type);
     if (!handler) {
       if (message.reply_to !== null) {
         this.log.debug({ msgId: id, type, replyTo: message.reply_to }, "late or unexpected reply dropped");
@@ -476,9 +493,14 @@ export class ActorCell implements Wakeable {
       return;
     }
     let payload = message.payload;
-    const schema = this.definition.schemas?.[type];
+    const schema = ownEntry(this.definition.schemas, type);
     if (schema) {
-      const outcome = await validate(schema, payload);
+      let outcome: Awaited<ReturnType<typeof validate>>;
+      try {
+        outcome = await validate(schema, payload);
+      } catch (err) {
+        outcome = { ok: false, error: `the schema itself threw: ${asError(err).message}` };
+      }
       if (!outcome.ok) {
         this.deadLetter(
           base,
@@ -508,7 +530,7 @@ export class ActorCell implements Wakeable {
           id: newMessageId(),
           sender: this.id,
           recipient: message.sender,
-          message_type: this.definition.replyTypes?.[type] ?? `${type}_reply`,
+          message_type: ownEntry(this.definition.replyTypes, type) ?? `${type}_reply`,
           payload: result,
           priority: message.priority,
           timestamp: monotonicMicros() / 1e6,

@@ -87,7 +87,10 @@ function isPlainJson(value: unknown, depth = 0): boolean {
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
       for (const key in value) {
-        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+        const item = (value as Record<string, unknown>)[key];
+        // An undefined property is dropped by JSON, as the peers expect of an optional field;
+        // sending it through superjson would add payload_meta, which the Python peer rejects.
+        if (item !== undefined && !isPlainJson(item, depth + 1)) return false;
       }
       return true;
     }

@@ -60,7 +60,9 @@ let lastUs = 0;
  * messages sent in the same microsecond still keep their order.
  */
 export function monotonicMicros(): number {
-  const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  // Date.now() follows corrections of the wall clock (NTP on a board without a real-time
+  // clock); performance.now() only adds the sub-millisecond part.
+  const now = Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000);
   lastUs = now > lastUs ? now : lastUs + 1;
   return lastUs;
 }

@@ -104,6 +104,62 @@ describe("bad input", () => {
     expect(t.lines.find((l) => l.msgId === id)).toMatchObject({ reason: "unknown-type", level: 40 });
   });
 
+  it("never takes a message type for a built-in property, and a throwing schema for a crash", async () => {
+    const t = await setup();
+    const ids: string[] = [];
+    for (const type of ["constructor", "toString", "hasOwnProperty", "__proto__"]) {
+      const id = uniqueId(type);
+      ids.push(id);
+      await t.peer.zadd(t.inbox, 3000, wire(id, t.app, type, {}));
+    }
+    await t.stillServing(8);
+    const dead = await t.dead();
+    expect(dead.map((d) => d.reason)).toEqual([
+      "unknown-type",
+      "unknown-type",
+      "unknown-type",
+      "unknown-type",
+    ]);
+    for (const id of ids) expect(await t.system.messageStatus(id)).toBe("failed");
+  });
+
+  it("dead-letters a payload whose schema throws, and runs the messages claimed with it", async () => {
+    const app = uniqueId("throwing-schema");
+    const system = await newSystem();
+    const ran: number[] = [];
+    const ref = system.ref<Proto>(app);
+    const bad = await ref.tell("move", { altitude: 1 });
+    await ref.tell("ping", { n: 1 });
+    await ref.tell("ping", { n: 2 });
+    await system.spawn(
+      defineActor<Proto>({
+        id: app,
+        schemas: {
+          move: {
+            "~standard": {
+              version: 1,
+              vendor: "test",
+              validate: () => {
+                throw new Error("schema bug");
+              },
+            },
+          },
+        },
+        handlers: {
+          move: () => {},
+          ping: (p) => {
+            ran.push(p.n);
+          },
+        },
+      }),
+    );
+    await waitFor(() => ran.length === 2, 3000, "the good messages");
+    expect(await system.messageStatus(bad)).toBe("failed");
+    const [entry] = await redis().client().zrange(`queue:${app}:dead`, 0, -1);
+    expect(JSON.parse(entry as string)).toMatchObject({ id: bad, reason: "invalid-payload" });
+    expect(JSON.parse(entry as string).error).toMatch(/the schema itself threw: schema bug/);
+  });
+
   it("dead-letters a payload that fails its schema", async () => {
     const t = await setup();
     const id = await t.system.ref<Proto>(t.app).tell("move", { altitude: 500 });

@@ -76,6 +76,14 @@ describe("envelope codec", () => {
     expect(decoded.nested[0]?.when).toEqual(new Date(0));
   });
 
+  it("drops undefined optional fields as JSON does, so a peer can still read the message", () => {
+    const text = encodeEnvelope(
+      envelope({ command_id: "c1", parameters: { altitude: undefined, speed: 2 } }),
+    );
+    expect(text).not.toContain(PAYLOAD_META_FIELD);
+    expect(decodeEnvelope(text).payload).toEqual({ command_id: "c1", parameters: { speed: 2 } });
+  });
+
   it("decodes what the peers write: integer timestamps, missing reply_to and timeout, numeric ids", () => {
     const text =
       '{"id": 42, "sender": "HEAR_FC", "recipient": "petal-app-manager", "message_type": "telemetry", ' +
