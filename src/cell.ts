@@ -9,6 +9,7 @@
 import type { Logger } from "pino";
 import type { ActorContext, ActorDefinition, ActorRef, FailureDirective, SetupContext } from "./actor.js";
 import { backoffDelay } from "./backoff.js";
+import { settledBefore } from "./deadline.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
 import { HandlerTimeoutError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
@@ -53,6 +54,9 @@ const FINISH_LINGER_MS = 5;
 
 /** The empty batch, shared by every idle cell. */
 const NOTHING: readonly ClaimedMessage[] = [];
+
+/** After the stop deadline, how long writing the last outcomes may still take. */
+const STOP_GRACE_MS = 1000;
 
 /** While draining, the inbox's top priority is looked at no more often than this. */
 const PEEK_INTERVAL_MS = 1;
@@ -253,10 +257,7 @@ export class ActorCell implements Wakeable {
     clearTimeout(this.retryTimer);
     const draining = this.draining;
     if (draining) {
-      const timedOut = await Promise.race([
-        draining.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), Math.max(0, deadlineMs - Date.now())).unref()),
-      ]);
+      const timedOut = !(await settledBefore(draining, deadlineMs));
       if (timedOut) {
         this.running?.abort(new SystemStoppedError("finish a handler"));
         // The handler is still running; hand its message (and any rest of the batch) back now.
@@ -268,7 +269,11 @@ export class ActorCell implements Wakeable {
       }
     }
     clearInterval(this.leaseTimer);
-    await this.flush();
+    // Bounded: with Redis unreachable the outcomes cannot be written, and the leases will
+    // bring the messages back instead.
+    if (!(await settledBefore(this.flush(), deadlineMs + STOP_GRACE_MS))) {
+      this.log.warn("could not write the last outcomes before the stop deadline; their leases will expire");
+    }
     this.state = "stopped";
     await this.teardown();
   }

@@ -117,6 +117,8 @@ export interface Child {
   readonly restartType: RestartType;
   /** The actors under it now. */
   readonly actorIds: string[];
+  /** How many times it has been started: tells an old incarnation's exit from the current one's. */
+  readonly generation: number;
   /** Starts a fresh incarnation. */
   start(): Promise<void>;
   /** Stops it on purpose (no exit is reported). */
@@ -125,7 +127,8 @@ export interface Child {
 
 /** Whoever a supervisor reports its own end to. */
 export interface ExitListener {
-  childExited(child: Child, reason: ExitReason): void;
+  /** `generation` is the child's at the time it ended; a report from an older one is ignored. */
+  childExited(child: Child, reason: ExitReason, generation: number): void;
 }
 
 /** What supervision needs from the system. */
@@ -150,6 +153,7 @@ export class SupervisorRuntime implements Child, ExitListener {
   readonly restartType: RestartType;
   private children: Child[] = [];
   private restarts: number[] = [];
+  generation = 0;
   private state: "idle" | "running" | "stopping" | "failed" = "idle";
   /** Exits are handled one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
@@ -180,6 +184,7 @@ export class SupervisorRuntime implements Child, ExitListener {
 
   /** Starts the children in order; if one fails to start, stops those started, in reverse. */
   async start(): Promise<void> {
+    this.generation += 1;
     this.children = [];
     this.restarts = [];
     this.state = "running";
@@ -224,12 +229,14 @@ export class SupervisorRuntime implements Child, ExitListener {
     return undefined;
   }
 
-  childExited(child: Child, reason: ExitReason): void {
-    this.queue = this.queue.then(() => this.handleExit(child, reason)).catch(() => {});
+  childExited(child: Child, reason: ExitReason, generation: number): void {
+    this.queue = this.queue.then(() => this.handleExit(child, reason, generation)).catch(() => {});
   }
 
-  private async handleExit(child: Child, reason: ExitReason): Promise<void> {
+  private async handleExit(child: Child, reason: ExitReason, generation: number): Promise<void> {
     if (this.state !== "running" || !this.children.includes(child)) return;
+    // Restarted since (one_for_all, rest_for_one): that exit was the old incarnation's, as in OTP.
+    if (generation !== child.generation) return;
     if (reason.kind === "escalate") {
       await this.fail(reason.error);
       return;
@@ -274,11 +281,14 @@ export class SupervisorRuntime implements Child, ExitListener {
     await sleep(delayMs);
     for (const c of affected) {
       if (this.state !== "running") return;
+      // Stopped on purpose during the backoff: it stays stopped.
+      if (!this.children.includes(c)) continue;
       try {
         await c.start();
       } catch (err) {
         // A child that cannot start has crashed again: that is one more restart to count.
-        this.childExited(c, { kind: "crash", error: err instanceof Error ? err : new Error(String(err)) });
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.childExited(c, { kind: "crash", error }, c.generation);
       }
     }
   }
@@ -289,6 +299,6 @@ export class SupervisorRuntime implements Child, ExitListener {
     for (const child of [...this.children].reverse())
       await child.stop(Date.now() + this.host.shutdownTimeoutMs);
     this.host.supervisorFailed({ supervisor: this.id, error });
-    this.parent.childExited(this, { kind: "crash", error });
+    this.parent.childExited(this, { kind: "crash", error }, this.generation);
   }
 }

@@ -18,6 +18,7 @@ import type {
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
+import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
@@ -531,18 +532,21 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
     await this.systemCell?.stop(deadline);
     this.wakeups.stop();
-    try {
-      const pipeline = this.cmd.pipeline();
-      const lastSeen = (Date.now() / 1000).toFixed(3);
-      for (const id of ids) pipeline.hset(this.keys.status(id), { status: "offline", last_seen: lastSeen });
-      await pipeline.exec();
-      await this.presence.stop();
-    } catch (err) {
-      this.log.warn({ err }, "could not mark actors offline at shutdown; their heartbeat will go stale");
+    const pipeline = this.cmd.pipeline();
+    const lastSeen = (Date.now() / 1000).toFixed(3);
+    for (const id of ids) pipeline.hset(this.keys.status(id), { status: "offline", last_seen: lastSeen });
+    // With Redis unreachable this would wait forever: the stale heartbeat says offline instead.
+    const marked = settledBefore(
+      pipeline.exec().then(() => this.presence.stop()),
+      Math.max(deadline, Date.now()) + 1000,
+    );
+    if (!(await marked)) {
+      this.log.warn("could not mark actors offline at shutdown; their heartbeat will go stale");
     }
     this.cells.clear();
     this.sub.disconnect();
-    await this.cmd.quit().catch(() => this.cmd.disconnect());
+    if (this.cmd.status === "ready") await this.cmd.quit().catch(() => this.cmd.disconnect());
+    else this.cmd.disconnect();
     this.markStopped();
   }
 
@@ -556,7 +560,10 @@ class ActorChild implements Child {
   readonly id: string;
   readonly restartType: Child["restartType"];
   private cell: ActorCell | undefined;
+  generation = 0;
   private starting = false;
+  /** Set by stop(): a start still in progress then stops what it started. */
+  private stopped = false;
   private pendingExit: { cell: ActorCell; reason: ExitReason } | undefined;
 
   constructor(
@@ -573,11 +580,18 @@ class ActorChild implements Child {
   }
 
   async start(): Promise<void> {
+    this.generation += 1;
+    this.stopped = false;
     this.starting = true;
     try {
       this.cell = await this.system.startCell(this.definition, this);
     } finally {
       this.starting = false;
+    }
+    if (this.stopped) {
+      // stop() came while this incarnation was starting: it must not live on unsupervised.
+      await this.stop(Date.now() + this.system.shutdownTimeoutMs);
+      return;
     }
     // Its first messages may already have crashed it while start() was finishing.
     const pending = this.pendingExit;
@@ -594,10 +608,11 @@ class ActorChild implements Child {
   private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {
     this.cell = undefined;
     await this.system.retireCell(cell, reason.kind, true);
-    this.parent.childExited(this, reason);
+    this.parent.childExited(this, reason, this.generation);
   }
 
   async stop(deadlineMs: number): Promise<void> {
+    this.stopped = true;
     const cell = this.cell;
     this.cell = undefined;
     if (!cell) return;

@@ -187,3 +187,21 @@ function systemsOn(server: TestRedis, created: ActorSystem[]) {
     return system;
   };
 }
+
+describe("shutdown without Redis", () => {
+  it("ends within its deadline when Redis is gone", async () => {
+    const server = await startRedis();
+    const systems: ActorSystem[] = [];
+    try {
+      const system = await systemsOn(server, systems)({ shutdownTimeoutMs: 300 });
+      const seen = new Set<number>();
+      await serve(system, uniqueId("fc"), seen);
+      await server.kill();
+      const t0 = Date.now();
+      await system.shutdown();
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -430,3 +430,47 @@ describe("crash during start", () => {
     await waitFor(() => starts(log, a) === 2, 3000, "a restart");
   });
 });
+
+describe("restarts racing other events", () => {
+  const redis4 = useRedis();
+  const newSystem4 = useSystems(redis4);
+
+  it("keeps an actor stopped when it is stopped during its restart backoff", async () => {
+    const system = await newSystem4();
+    const log: string[] = [];
+    const a = uniqueId("a");
+    await system.spawn(
+      supervisor({ id: "s", backoff: { minMs: 400, jitter: 0 }, children: [probe(a, log)] }),
+    );
+    const restarting = new Promise<void>((resolve) => system.events.once("actor.restarted", () => resolve()));
+    await system.ref<Proto>(a).tell("crash", { why: "boom" });
+    await restarting;
+    await system.stop(a);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(starts(log, a)).toBe(1);
+    expect(system.actorIds()).not.toContain(a);
+    expect((await system.status(a))?.status).toBe("offline");
+  });
+
+  it("counts one restart when one_for_all children crash together", async () => {
+    const system = await newSystem4();
+    const log: string[] = [];
+    const [a, b] = [uniqueId("a"), uniqueId("b")];
+    const failures: string[] = [];
+    system.events.on("supervisor.failed", (e) => failures.push(e.supervisor));
+    await system.spawn(
+      supervisor({
+        id: "pair",
+        strategy: "one_for_all",
+        maxRestarts: 1,
+        backoff: { minMs: 100, jitter: 0 },
+        children: [probe(a, log), probe(b, log)],
+      }),
+    );
+    await Promise.all([crash(system, a), crash(system, b)]);
+    await waitFor(() => starts(log, a) === 2 && starts(log, b) === 2, 3000, "one restart of both");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(failures).toEqual([]);
+    expect([starts(log, a), starts(log, b)]).toEqual([2, 2]);
+  });
+});
