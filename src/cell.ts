@@ -14,7 +14,7 @@ import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
 import { HandlerTimeoutError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import type { ClaimedMessage, ClaimResult, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
-import { canonicalScore, isPriority, monotonicMicros, Priority } from "./priority.js";
+import { isPriority, monotonicMicros, Priority } from "./priority.js";
 import { validate } from "./schema.js";
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
@@ -96,18 +96,6 @@ class Abort {
 
   abort(reason: Error): void {
     this.controller?.abort(reason);
-  }
-}
-
-/** The canonical score a member goes back to the inbox at. */
-function requeueScore(member: string): number {
-  try {
-    const data = JSON.parse(member) as { priority?: unknown; timestamp?: unknown };
-    const priority = isPriority(data.priority) ? data.priority : Priority.NORMAL;
-    const ts = typeof data.timestamp === "number" ? data.timestamp * 1e6 : monotonicMicros();
-    return canonicalScore(priority, Math.round(ts));
-  } catch {
-    return canonicalScore(Priority.NORMAL, monotonicMicros());
   }
 }
 
@@ -414,7 +402,7 @@ export class ActorCell implements Wakeable {
       token: this.token,
       event: "RELEASE",
       attempts: message.attempts,
-      requeueScore: requeueScore(message.member),
+      requeue: true,
     };
   }
 

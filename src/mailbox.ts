@@ -79,8 +79,8 @@ export interface FinishRecord {
   error?: string;
   /** Dead-letter it with this reason. */
   deadReason?: string;
-  /** Put it back in the inbox at this score (RELEASE). */
-  requeueScore?: number;
+  /** Put it back in the inbox at its own canonical score (RELEASE). */
+  requeue?: boolean;
   /** RETRY: it waits in processing, unleased, until this time (ms, Redis clock), then returns. */
   retryAtMs?: number;
   /** Sent in the same atomic step. */
@@ -223,7 +223,7 @@ export class Mailbox {
         nextStatus(STATUS.processing, r.event),
         r.error ?? "",
         r.deadReason ?? "",
-        r.requeueScore === undefined ? "" : String(r.requeueScore),
+        r.requeue ? "1" : "",
         r.retryAtMs === undefined ? "" : String(Math.round(r.retryAtMs)),
         r.attempts,
         r.event === "RELEASE" ? 1 : 0,

@@ -18,7 +18,7 @@ import {
   nextStatus,
 } from "../src/lifecycle.js";
 import { Mailbox, mailboxConfig } from "../src/mailbox.js";
-import { canonicalScore, Priority } from "../src/priority.js";
+import { Priority } from "../src/priority.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 
 const redis = useRedis();
@@ -101,7 +101,6 @@ describe("message lifecycle", () => {
     for (const event of trail) {
       const token = "tok";
       const record = { id, member: encoded.member, token, attempts };
-      const requeueScore = canonicalScore(Priority.NORMAL, Math.round(sentAt * 1e6));
       switch (`${status}:${event}`) {
         case "pending:CLAIM": {
           const claimed = await mailbox.claim(app, 1, token);
@@ -123,7 +122,7 @@ describe("message lifecycle", () => {
         }
         case "processing:RETRY":
         case "processing:RELEASE":
-          expect(await mailbox.finish(app, [{ ...record, event: event as "RETRY", requeueScore }])).toEqual([
+          expect(await mailbox.finish(app, [{ ...record, event: event as "RETRY", requeue: true }])).toEqual([
             true,
           ]);
           break;

@@ -35,6 +35,7 @@
 ]]
 -- @include score
 -- @include deadletter
+-- @include release
 
 local inbox, processing, dead = KEYS[1], KEYS[2], KEYS[3]
 local prefix = ARGV[1]
@@ -116,17 +117,9 @@ if #foreign >= batch then
   return { nowMs, 1, {}, {}, rejected, 0 }
 end
 
--- 2. Expired leases go back to the inbox; their attempt count stays.
-local expired = redis.call('ZRANGEBYSCORE', processing, '-inf', nowMs, 'LIMIT', 0, batch)
-for _, member in ipairs(expired) do
-  redis.call('ZREM', processing, member)
-  local msg, id = decode(member)
-  if msg then
-    redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), member)
-    redis.call('HSET', prefix .. id, 'status', stReleased)
-    redis.call('HDEL', prefix .. id, 'lease')
-  end
-end
+-- 2. Expired leases (and retry waits now due) go back to the inbox; their attempt count stays.
+-- Dead holders are the sweep's business (recover.lua): they need a look at every lease.
+releaseStuck(inbox, processing, prefix, '', stReleased, batch, nowUs, false)
 
 -- 3. Claim.
 local claimed, timedOut, leases = {}, {}, {}

@@ -14,7 +14,8 @@
   ARGV[3]  status of a new message (for replies)
   then per record, 11 values:
     id, member, lease token, new status, error text ('' = none),
-    dead-letter reason ('' = not dead-lettered), inbox score to put it back at ('' = not),
+    dead-letter reason ('' = not dead-lettered), '1' to put it back in the inbox at its own
+    canonical score ('' = not),
     retry time in ms ('' = none: else it waits in processing, unleased, until then),
     attempts, attempts to give back ('1' when released unprocessed, else '0'),
     has reply ('1' / '0')
@@ -25,6 +26,7 @@
 
   Returns, per record, 1 when written and 0 when the lease was lost.
 ]]
+-- @include score
 -- @include enqueue
 -- @include deadletter
 
@@ -33,7 +35,8 @@ local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
 local stNew = ARGV[3]
 local t = redis.call('TIME')
-local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowMs = math.floor(nowUs / 1000)
 
 -- First pass: which leases are still ours; their members leave processing in one ZREM.
 local records, ours = {}, {}
@@ -67,7 +70,11 @@ for _, r in ipairs(records) do
       redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '')
     end
     redis.call('EXPIRE', r.key, ttl)
-    if r.requeue ~= '' then redis.call('ZADD', inbox, r.requeue, r.member) end
+    if r.requeue ~= '' then
+      local ok, msg = pcall(cjson.decode, r.member)
+      if not ok or type(msg) ~= 'table' then msg = {} end
+      redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), r.member)
+    end
     if r.retryAt ~= '' then redis.call('ZADD', processing, r.retryAt, r.member) end
     if r.giveBack ~= '0' then redis.call('HINCRBY', r.key, 'attempts', -tonumber(r.giveBack)) end
     if r.deadReason ~= '' then
