@@ -106,7 +106,5 @@ export const STATUS = {
   timedOut: nextStatus("pending", "EXPIRE"),
   rejected: nextStatus("pending", "REJECT"),
   completed: nextStatus("processing", "COMPLETE"),
-  failed: nextStatus("processing", "FAIL"),
-  retried: nextStatus("processing", "RETRY"),
   released: nextStatus("processing", "RELEASE"),
 } as const;
