@@ -3,8 +3,8 @@
  * what it recorded. Point another actor's output at it (for example HEAR_FC's `controllerId`)
  * to see exactly what that actor sends, in tests or while debugging a peer.
  *
- * The runtime routes a message by looking its type up in `handlers`; it has no catch-all
- * handler, so the handlers here are a Proxy that answers every type with the recorder.
+ * Only `log_query` has a handler of its own; every other type goes to the definition's
+ * `fallback`, the recorder.
  */
 import { type ActorDefinition, defineActor, type Envelope, type Handler, type Priority } from "redactor";
 import { z } from "zod";
@@ -141,22 +141,17 @@ export function logger(options: LoggerOptions = {}): LoggerHandle {
   };
 
   const query: Handler<LoggerProtocol, "log_query", undefined> = (q) => ({ entries: select(q), total });
-  const recorder: Handler<LoggerProtocol, "log_query", undefined> = (_payload, ctx) => {
-    record(ctx.message, (entry) =>
-      ctx.log.info({ msgId: entry.id, type: entry.type, sender: entry.sender }, "logged"),
-    );
-    // No reply: recording is all this does. An ask of any type but log_query times out.
-    return undefined as never;
-  };
-  const handlers = new Proxy({} as { log_query: typeof query }, {
-    get: (_target, type) => (type === "log_query" ? query : recorder),
-  });
-
   return {
     definition: defineActor<LoggerProtocol, undefined>({
       id,
       schemas: { log_query: LogQuerySchema },
-      handlers,
+      handlers: { log_query: query },
+      // Every other type is recorded; no reply: an ask of any type but log_query times out.
+      fallback: (_payload, ctx) => {
+        record(ctx.message, (entry) =>
+          ctx.log.info({ msgId: entry.id, type: entry.type, sender: entry.sender }, "logged"),
+        );
+      },
     }),
     id,
     entries: select,

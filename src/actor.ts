@@ -172,6 +172,12 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
   /** One handler per message type of the protocol. */
   handlers: { [K in keyof P]: Handler<P, K, S> };
   /**
+   * Handles every message type that has no handler of its own (a recorder, a proxy); its
+   * return value, if any, is the reply. Without it such messages are dead-lettered.
+   * @default undefined (unknown types are dead-lettered as unknown-type)
+   */
+  fallback?: (payload: unknown, ctx: ActorContext<P, S>) => unknown;
+  /**
    * The message type of the reply to each request type.
    * @default `<type>_reply`, as the Python peer does
    */

@@ -385,7 +385,7 @@ export class ActorCell implements Wakeable {
   private async runBroadcasts(): Promise<void> {
     while (this.broadcasts?.length) {
       const message = this.broadcasts.shift() as Envelope;
-      const handler = ownEntry(this.definition.handlers, message.message_type);
+      const handler = ownEntry(this.definition.handlers, message.message_type) ?? this.definition.fallback;
       if (!handler) continue;
       try {
         await handler(message.payload, this.context(message, 1, new Abort()));
@@ -469,7 +469,7 @@ export class ActorCell implements Wakeable {
       this.deadLetter(base, type, "attempts-exhausted", error);
       return;
     }
-    const handler = ownEntry(this.definition.handlers, type);
+    const handler = ownEntry(this.definition.handlers, type) ?? this.definition.fallback;
     if (!handler) {
       if (message.reply_to !== null) {
         this.log.debug({ msgId: id, type, replyTo: message.reply_to }, "late or unexpected reply dropped");

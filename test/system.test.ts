@@ -222,3 +222,28 @@ describe("duplicate ids", () => {
     expect(attempts).toEqual([1, 1]);
   });
 });
+
+describe("fallback handler", () => {
+  const redis5 = useRedis();
+  const newSystem5 = useSystems(redis5);
+
+  it("takes every type without a handler of its own, and its return value is the reply", async () => {
+    const system = await newSystem5();
+    const app = uniqueId("catch-all");
+    const seen: string[] = [];
+    await system.spawn(
+      defineActor<{ known: { payload: object } }>({
+        id: app,
+        handlers: { known: () => {} },
+        fallback: (payload, ctx) => {
+          seen.push(ctx.message.message_type);
+          return { echoed: payload };
+        },
+      }),
+    );
+    await system.ref(app).tell("anything", {});
+    await expect(system.ref(app).ask("whatever", { x: 1 })).resolves.toEqual({ echoed: { x: 1 } });
+    await waitFor(() => seen.length === 2, 2000, "two fallbacks");
+    expect(seen).toEqual(["anything", "whatever"]);
+  });
+});
