@@ -9,6 +9,7 @@ import {
   defineActor,
   type FailureDirective,
   type RestartType,
+  type SupervisorStrategy,
   supervisor,
 } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
@@ -55,19 +56,18 @@ function starts(log: string[], id: string): number {
   return log.filter((l) => l === `start:${id}`).length;
 }
 
+/** Three probes a, b, c under one supervisor with `strategy`, started in that order. */
+async function spawnTrio(system: ActorSystem, strategy: SupervisorStrategy, log: string[]) {
+  const ids = [uniqueId("a"), uniqueId("b"), uniqueId("c")] as const;
+  await system.spawn(supervisor({ id: "s", strategy, ...fast, children: ids.map((id) => probe(id, log)) }));
+  return ids;
+}
+
 describe("supervision strategies", () => {
   it("one_for_one restarts only the crashed child, with fresh state", async () => {
     const system = await newSystem();
     const log: string[] = [];
-    const [a, b, c] = [uniqueId("a"), uniqueId("b"), uniqueId("c")];
-    await system.spawn(
-      supervisor({
-        id: "s",
-        strategy: "one_for_one",
-        ...fast,
-        children: [probe(a, log), probe(b, log), probe(c, log)],
-      }),
-    );
+    const [a, b, c] = await spawnTrio(system, "one_for_one", log);
     await system.ref<Proto>(b).tell("count", {});
     await waitFor(() => log.includes(`count:${b}:1`), 2000, "first count");
     await crash(system, b);
@@ -86,16 +86,8 @@ describe("supervision strategies", () => {
   it("one_for_all stops the others in reverse order and restarts all in order", async () => {
     const system = await newSystem();
     const log: string[] = [];
-    const [a, b, c] = [uniqueId("a"), uniqueId("b"), uniqueId("c")];
     system.events.on("actor.stopped", (e) => log.push(`stop:${e.actor}:${e.reason}`));
-    await system.spawn(
-      supervisor({
-        id: "s",
-        strategy: "one_for_all",
-        ...fast,
-        children: [probe(a, log), probe(b, log), probe(c, log)],
-      }),
-    );
+    const [a, b, c] = await spawnTrio(system, "one_for_all", log);
     log.length = 0;
     await crash(system, b);
     await waitFor(() => log.filter((l) => l.startsWith("start:")).length === 3, 3000, "all restarted");
@@ -112,15 +104,7 @@ describe("supervision strategies", () => {
   it("rest_for_one restarts the crashed child and those started after it", async () => {
     const system = await newSystem();
     const log: string[] = [];
-    const [a, b, c] = [uniqueId("a"), uniqueId("b"), uniqueId("c")];
-    await system.spawn(
-      supervisor({
-        id: "s",
-        strategy: "rest_for_one",
-        ...fast,
-        children: [probe(a, log), probe(b, log), probe(c, log)],
-      }),
-    );
+    const [, b, c] = await spawnTrio(system, "rest_for_one", log);
     log.length = 0;
     await crash(system, b);
     await waitFor(() => log.length === 2, 3000, "restarts");
