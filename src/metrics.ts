@@ -70,6 +70,12 @@ export interface MetricsOptions {
    * @default 2000
    */
   queueReadTimeoutMs?: number;
+  /**
+   * Distinct `type` label values kept; later ones are counted as "other". Message types come
+   * from the wire, so a peer must not be able to grow the number of series without bound.
+   * @default 200
+   */
+  maxTypeLabels?: number;
 }
 
 /** What `createMetrics` returns. */
@@ -301,26 +307,37 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
   queueGauge("messages_in_flight", "Messages claimed and not finished, per local actor.", 1);
   queueGauge("dead_letters", "Entries in queue:<app>:dead, per local actor.", 2);
 
+  const maxTypes = options.maxTypeLabels ?? 200;
+  const seenTypes = new Set<string>();
+  const typeLabel = (type: string): string => {
+    if (seenTypes.has(type)) return type;
+    if (seenTypes.size >= maxTypes) return "other";
+    seenTypes.add(type);
+    return type;
+  };
+
   const listeners: { [E in SystemEventName]?: (data: SystemEvents[E]) => void } = {
     "message.sent": (e) =>
       sent.inc({
         recipient: e.recipient,
-        type: e.type,
+        type: typeLabel(e.type),
         priority: PRIORITY_LABEL[e.priority] ?? String(e.priority),
       }),
     "message.claimed": (e) => claimed.inc({ actor: e.actor }, e.count),
     "message.completed": (e) => {
-      completed.inc({ actor: e.actor, type: e.type });
-      handlerDuration.observe({ actor: e.actor, type: e.type }, e.durationMs / 1000);
+      const type = typeLabel(e.type);
+      completed.inc({ actor: e.actor, type });
+      handlerDuration.observe({ actor: e.actor, type }, e.durationMs / 1000);
     },
     "message.failed": (e) => {
-      failed.inc({ actor: e.actor, type: e.type, reason: e.reason });
+      failed.inc({ actor: e.actor, type: typeLabel(e.type), reason: e.reason });
       if (e.deadLettered) deadLettered.inc({ actor: e.actor, reason: e.reason });
     },
     "message.timeout": (e) => timedOut.inc({ actor: e.actor }),
     "message.rejected": (e) => deadLettered.inc({ actor: e.actor, reason: "rejected" }, e.count),
-    "ask.replied": (e) => askDuration.observe({ recipient: e.recipient, type: e.type }, e.latencyMs / 1000),
-    "ask.timeout": (e) => askTimeouts.inc({ recipient: e.recipient, type: e.type }),
+    "ask.replied": (e) =>
+      askDuration.observe({ recipient: e.recipient, type: typeLabel(e.type) }, e.latencyMs / 1000),
+    "ask.timeout": (e) => askTimeouts.inc({ recipient: e.recipient, type: typeLabel(e.type) }),
     "actor.started": (e) => actorStarts.inc({ actor: e.actor }),
     "actor.stopped": (e) => actorStops.inc({ actor: e.actor, reason: e.reason }),
     "actor.restarted": (e) => actorRestarts.inc({ actor: e.actor, supervisor: e.supervisor }),

@@ -255,4 +255,28 @@ describe("serveMetrics", () => {
       blocker.close();
     }
   });
+
+  it("bounds the type label: message types past maxTypeLabels count as other", async () => {
+    const system = await newSystem();
+    const app = uniqueId("spray");
+    let handled = 0;
+    await system.spawn(
+      defineActor<{ a: { payload: object } }>({
+        id: app,
+        handlers: { a: () => {} },
+        fallback: () => {
+          handled += 1;
+        },
+      }),
+    );
+    const metrics = createMetrics(system, { maxTypeLabels: 2 });
+    for (const type of ["a", "b", "c", "d"]) await system.ref(app).tell(type, {});
+    await waitFor(() => handled === 3, 3000, "four messages");
+    await waitFor(async () => (await metrics.metrics()).includes('type="other"} 2'), 2000, "other");
+    const text = await metrics.metrics();
+    expect(text).toContain(`redactor_messages_completed_total{actor="${app}",type="a"} 1`);
+    expect(text).toContain(`redactor_messages_completed_total{actor="${app}",type="b"} 1`);
+    expect(text).toContain(`redactor_messages_completed_total{actor="${app}",type="other"} 2`);
+    metrics.close();
+  });
 });
