@@ -83,7 +83,7 @@ for _, r in ipairs(records) do
     if r.replyKeys then
       local rk = r.replyKeys
       local canonical = isCanonicalInbox(rk[4])
-      enqueueAll(rk[1], rk[3], canonical, ttl, cap, stNew, { sendItem(r.replyArg, rk[2]) })
+      enqueueAll(rk[1], rk[3], canonical, ttl, cap, stNew, { r.replyArg }, { rk[2] })
       redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
       if canonical then redis.call('PUBLISH', ARGV[r.replyArg + 9], ARGV[r.replyArg]) end
     end

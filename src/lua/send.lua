@@ -28,7 +28,8 @@ local canonical = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
 local n = (#ARGV - 5) / 8
-local items, ids, skipped, seen = {}, {}, {}, {}
+local starts, hashKeys, skipped, seen = {}, {}, {}, {}
+local fresh = {}
 for i = 1, n do
   local a = 6 + (i - 1) * 8
   local id = ARGV[a + 1]
@@ -38,11 +39,14 @@ for i = 1, n do
     skipped[#skipped + 1] = i - 1
   else
     seen[id] = true
-    items[#items + 1] = sendItem(a, KEYS[3 + i])
-    ids[#ids + 1] = id
+    starts[#starts + 1] = a
+    hashKeys[#hashKeys + 1] = KEYS[3 + i]
+    -- Sent again after it failed or timed out: a new lifecycle, attempts from zero.
+    if current then fresh[#fresh + 1] = KEYS[3 + i] end
   end
 end
-enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], items)
+enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], starts, hashKeys)
+for _, key in ipairs(fresh) do redis.call('HDEL', key, 'attempts', 'lease', 'error', 'finished_at') end
 -- One notification per message, as the peers send them: listeners may count on each id.
-for _, id in ipairs(ids) do redis.call('PUBLISH', ARGV[3], 'new_message:' .. id) end
+for _, a in ipairs(starts) do redis.call('PUBLISH', ARGV[3], 'new_message:' .. ARGV[a + 1]) end
 return skipped

@@ -7,19 +7,22 @@ local function isCanonicalInbox(statusKey)
   return redis.call('HGET', statusKey, 'ordering') == 'fifo-v1'
 end
 
--- items: { member, hashKey, sender, recipient, mtype, timestamp, canonicalScore, wireScore }
-local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status, items)
+-- Enqueues the messages whose 8 send arguments start at ARGV[starts[i]] (member, id, sender,
+-- recipient, message_type, timestamp, canonical score, wire score), with hash keys hashKeys[i].
+-- Reads ARGV in place: no table per message, less for Lua's collector to do.
+local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status, starts, hashKeys)
   local inboxArgs, outboxArgs = {}, {}
-  for _, m in ipairs(items) do
-    inboxArgs[#inboxArgs + 1] = canonical and m.canonicalScore or m.wireScore
-    inboxArgs[#inboxArgs + 1] = m.member
-    -- attempts 0: an id sent again after it failed starts a new lifecycle.
-    redis.call('HSET', m.hashKey, 'status', status, 'sender', m.sender, 'recipient', m.recipient,
-      'timestamp', m.timestamp, 'type', m.mtype, 'attempts', 0)
-    redis.call('EXPIRE', m.hashKey, ttl)
+  local scoreOffset = canonical and 6 or 7
+  for i, a in ipairs(starts) do
+    local hashKey = hashKeys[i]
+    inboxArgs[#inboxArgs + 1] = ARGV[a + scoreOffset]
+    inboxArgs[#inboxArgs + 1] = ARGV[a]
+    redis.call('HSET', hashKey, 'status', status, 'sender', ARGV[a + 2], 'recipient', ARGV[a + 3],
+      'timestamp', ARGV[a + 5], 'type', ARGV[a + 4])
+    redis.call('EXPIRE', hashKey, ttl)
     if outboxCap > 0 then
-      outboxArgs[#outboxArgs + 1] = m.timestamp
-      outboxArgs[#outboxArgs + 1] = m.member
+      outboxArgs[#outboxArgs + 1] = ARGV[a + 5]
+      outboxArgs[#outboxArgs + 1] = ARGV[a]
     end
   end
   if #inboxArgs > 0 then redis.call('ZADD', inboxKey, unpack(inboxArgs)) end
@@ -27,10 +30,4 @@ local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status
     redis.call('ZADD', outboxKey, unpack(outboxArgs))
     redis.call('ZREMRANGEBYRANK', outboxKey, 0, -(outboxCap + 1))
   end
-end
-
--- The 8 send arguments of one message starting at ARGV[a], as an enqueueAll item.
-local function sendItem(a, hashKey)
-  return { member = ARGV[a], hashKey = hashKey, sender = ARGV[a + 2], recipient = ARGV[a + 3],
-    mtype = ARGV[a + 4], timestamp = ARGV[a + 5], canonicalScore = ARGV[a + 6], wireScore = ARGV[a + 7] }
 end
