@@ -249,11 +249,9 @@ export class ActorCell implements Wakeable {
       if (timedOut) {
         this.running?.abort(new SystemStoppedError("finish a handler"));
         // The handler is still running; hand its message (and any rest of the batch) back now.
-        for (const held of this.batch.slice(this.position)) {
+        for (const held of this.releaseHeld()) {
           this.log.warn({ msgId: held.id }, "handler still running at stop; message released");
-          this.finish(this.releaseRecord(held));
         }
-        this.batch = NOTHING;
       }
     }
     clearInterval(this.leaseTimer);
@@ -291,8 +289,7 @@ export class ActorCell implements Wakeable {
             if (this.broadcasts?.length) await this.runBroadcasts();
           }
           // Whatever is left of the batch was not started: it goes back at once.
-          for (const rest of this.batch.slice(this.position)) this.finish(this.releaseRecord(rest));
-          this.batch = NOTHING;
+          this.releaseHeld();
           // Awaited, although the next claim would queue behind it on the same connection anyway:
           // sending both at once keeps Redis busy back to back, and another client's message
           // (a CRITICAL tell) then waits behind two scripts instead of one.
@@ -304,8 +301,7 @@ export class ActorCell implements Wakeable {
     } catch (err) {
       // Whatever failed (Redis, most likely), the messages still held go back now, not after
       // their lease; the one in hand, if any, is among them.
-      for (const held of this.batch.slice(this.position)) this.finish(this.releaseRecord(held));
-      this.batch = NOTHING;
+      this.releaseHeld();
       void this.write();
       this.log.error({ err }, "serving the inbox failed; retrying in 1 s");
       this.retryTimer = setTimeout(() => this.wake(), 1000);
@@ -393,6 +389,14 @@ export class ActorCell implements Wakeable {
         this.log.error({ err, type: message.message_type }, "broadcast handler failed");
       }
     }
+  }
+
+  /** Hands back, unprocessed, what is left of the claimed batch from the current position. */
+  private releaseHeld(): readonly ClaimedMessage[] {
+    const held = this.batch.slice(this.position);
+    for (const message of held) this.finish(this.releaseRecord(message));
+    this.batch = NOTHING;
+    return held;
   }
 
   private releaseRecord(message: ClaimedMessage): FinishRecord {

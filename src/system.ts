@@ -199,6 +199,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.log.error({ err, event }, "an event listener threw; fix the listener"),
   );
   private readonly asks = new PendingAsks();
+  /** Offered every message of the system's own inbox first: ask replies never reach a handler. */
+  private readonly takeReply = (message: Envelope) => this.asks.offer(message);
   /** Concurrent sends from one sender to one recipient go to Redis as one script call. */
   private readonly sends = new Batcher<EncodedMessage, number[]>((batch) => this.mailbox.send(batch), 256);
   private readonly presence: Presence;
@@ -425,7 +427,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     const isSystemInbox = id === this.appId;
     // An actor with the system's own id takes over its inbox; ask replies are still taken first.
     const cell = new ActorCell(this, definition, {
-      intercept: isSystemInbox ? (m) => this.asks.offer(m) : undefined,
+      intercept: isSystemInbox ? this.takeReply : undefined,
       exits,
       leaseMs: this.mailbox.config.leaseMs,
     });
@@ -450,10 +452,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   /**
-   * Takes a cell out of service (it has stopped or is being stopped): no more wake-ups; its
-   * presence goes offline unless it is about to be restarted.
+   * Takes a cell out of service (it has stopped or is being stopped): no more wake-ups, and its
+   * presence goes offline until a restart, if any, announces it again.
    */
-  async retireCell(cell: ActorCell, reason: string, offline: boolean): Promise<void> {
+  async retireCell(cell: ActorCell, reason: string): Promise<void> {
     if (this.cells.get(cell.id) === cell) this.cells.delete(cell.id);
     this.wakeups.unwatch(cell.id);
     this.events.emit("actor.stopped", { actor: cell.id, reason });
@@ -462,7 +464,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       return;
     }
     // At shutdown every actor is marked offline in one pipeline instead.
-    if (offline && !this.stopping) await this.presence.offline(cell.id).catch(() => {});
+    if (!this.stopping) await this.presence.offline(cell.id).catch(() => {});
   }
 
   /** The system's own inbox, served for ask replies while no user actor has the system's id. */
@@ -470,7 +472,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     const cell = new ActorCell(
       this,
       { id: this.appId, handlers: {} },
-      { intercept: (m) => this.asks.offer(m), leaseMs: this.mailbox.config.leaseMs },
+      { intercept: this.takeReply, leaseMs: this.mailbox.config.leaseMs },
     );
     await this.wakeups.watch(this.appId, cell);
     await cell.start();
@@ -607,7 +609,7 @@ class ActorChild implements Child {
 
   private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {
     this.cell = undefined;
-    await this.system.retireCell(cell, reason.kind, true);
+    await this.system.retireCell(cell, reason.kind);
     this.parent.childExited(this, reason, this.generation);
   }
 
@@ -617,7 +619,7 @@ class ActorChild implements Child {
     this.cell = undefined;
     if (!cell) return;
     await cell.stop(deadlineMs);
-    await this.system.retireCell(cell, "stop", true);
+    await this.system.retireCell(cell, "stop");
   }
 }
 

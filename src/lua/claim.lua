@@ -59,13 +59,6 @@ local function text(v)
   return ''
 end
 
-local function idOf(msg)
-  local id = msg.id
-  if type(id) == 'number' and id == math.floor(id) then return string.format('%d', id) end
-  if type(id) == 'string' and id ~= '' then return id end
-  return nil
-end
-
 -- Decodes a member; dead-letters it (and returns nil) when it cannot be a message.
 local function decode(member, attempts)
   if #member > maxBytes then
@@ -98,7 +91,7 @@ end
 -- ends with a null timeout, so it needs no full decode here. Anything else returns nil.
 local function quickId(member)
   if #member > maxBytes or string.sub(member, -15) ~= '"timeout":null}' then return nil end
-  return string.match(member, '^{"id":"([^"\\]+)",')
+  return leadingId(member)
 end
 
 -- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP].

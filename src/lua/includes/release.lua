@@ -3,16 +3,26 @@
 -- process is dead (its heartbeat key is gone). Attempt counts are kept. Needs the score
 -- include. Returns how many went back.
 
+-- A decoded message's id as the key suffix of message:<id>: a non-empty string, or an integer.
+local function idOf(msg)
+  local id = msg.id
+  if type(id) == 'number' and id == math.floor(id) then return string.format('%d', id) end
+  if type(id) == 'string' and id ~= '' then return id end
+  return nil
+end
+
+-- The id at the start of a member in redactor's own encoding ({"id":"…",…), or nil.
+local function leadingId(member)
+  return string.match(member, '^{"id":"([^"\\]+)",')
+end
+
 -- The id of a member, read without a full decode when it is in redactor's own encoding.
 local function memberId(member)
-  local id = string.match(member, '^{"id":"([^"\\]+)",')
+  local id = leadingId(member)
   if id then return id, nil end
   local ok, msg = pcall(cjson.decode, member)
   if not ok or type(msg) ~= 'table' then return nil, nil end
-  id = msg.id
-  if type(id) == 'number' and id == math.floor(id) then return string.format('%d', id), msg end
-  if type(id) == 'string' and id ~= '' then return id, msg end
-  return nil, msg
+  return idOf(msg), msg
 end
 
 local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, limit, nowUs, checkOwners)
