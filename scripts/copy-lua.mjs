@@ -2,7 +2,8 @@
 /**
  * Copies the Lua scripts (src/lua/**\/*.lua) next to the compiled code, keeping the folder
  * layout, because src/scripts.ts reads them at run time relative to its own file and tsc only
- * emits JavaScript.
+ * emits JavaScript. Also copies the plain-JavaScript modules of src/ (src/*.mjs: the heartbeat
+ * thread's entry, started by src/heartbeat.ts from the file next to it), which tsc does not emit.
  *
  * Usage: node scripts/copy-lua.mjs [outDir]   (outDir defaults to "dist", relative to the repo)
  */
@@ -35,3 +36,16 @@ for (const file of files) {
 }
 const shown = to.startsWith(root) ? relative(root, to) : to;
 console.log(`copy-lua: ${files.length} Lua files copied to ${shown}`);
+
+const srcDir = join(root, "src");
+const outDir = dirname(to);
+const modules = readdirSync(srcDir, { withFileTypes: true }).filter(
+  (entry) => entry.isFile() && entry.name.endsWith(".mjs"),
+);
+for (const entry of modules) {
+  mkdirSync(outDir, { recursive: true });
+  copyFileSync(join(srcDir, entry.name), join(outDir, entry.name));
+}
+console.log(
+  `copy-lua: ${modules.length} JavaScript modules copied to ${outDir.startsWith(root) ? relative(root, outDir) : outDir}`,
+);

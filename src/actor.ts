@@ -5,6 +5,16 @@
 import type { Logger } from "pino";
 import type { BackoffOptions } from "./backoff.js";
 import type { Envelope } from "./envelope.js";
+import { checkId, type IdRules } from "./ids.js";
+import {
+  checkBackoff,
+  checkFunction,
+  checkNumber,
+  checkObject,
+  checkOneOf,
+  checkStringArray,
+  requireObject,
+} from "./options.js";
 import type { Priority } from "./priority.js";
 import type { StandardSchemaV1 } from "./schema.js";
 import type { ActorSystem } from "./system.js";
@@ -142,6 +152,17 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
  */
 export type FailureDirective = "restart" | "resume" | "stop" | "escalate";
 
+/** Default `maxAttempts` of an actor. */
+export const DEFAULT_MAX_ATTEMPTS = 8;
+
+/** Default `retryBackoff` of an actor: waits of 0.25, 0.5, 1, 2, 4, 8, 10 s (±20 %), 25.75 s in all. */
+export const DEFAULT_RETRY_BACKOFF: Readonly<Required<BackoffOptions>> = {
+  minMs: 250,
+  maxMs: 10_000,
+  factor: 2,
+  jitter: 0.2,
+};
+
 /**
  * When a supervisor restarts a child that ended on its own: `permanent` always (after a crash
  * or a normal end), `transient` only after a crash, `temporary` never.
@@ -200,14 +221,16 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
    */
   onFailure?: FailureDirective;
   /**
-   * How many times a message is delivered before it is dead-lettered, counting deliveries
-   * that a dying process never finished.
-   * @default 3
+   * How many runs of a message may start before it is dead-lettered: runs that threw, and runs
+   * that a dying process never finished. A message handed back unstarted (pre-emption, stop,
+   * a batch-mate that killed the process) uses no attempt.
+   * @default 8 (with the default retryBackoff, about 20 to 30 s of retries in all)
    */
   maxAttempts?: number;
   /**
-   * Delay before a failed message is delivered again.
-   * @default { minMs: 100, maxMs: 10000, factor: 2, jitter: 0.2 }
+   * Delay before a failed message is delivered again: 250 ms, doubling, at most 10 s, ±20 %,
+   * so the default 8 attempts ride out a downstream outage of about 20 to 30 s.
+   * @default { minMs: 250, maxMs: 10000, factor: 2, jitter: 0.2 }
    */
   retryBackoff?: BackoffOptions;
   /**
@@ -231,5 +254,31 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
 export function defineActor<P extends Protocol<P>, S = any>(
   definition: ActorDefinition<P, S>,
 ): ActorDefinition<P, S> {
+  checkActorDefinition(definition);
   return { kind: "actor", ...definition };
+}
+
+/**
+ * Checks an actor definition before anything runs: its id (src/ids.ts; `rules` adds the
+ * layout's, which only the system knows) and the type and range of each option.
+ * @throws InvalidIdError for the id, InvalidOptionError for an option.
+ */
+export function checkActorDefinition(definition: ActorDefinition, rules: IdRules = {}): void {
+  requireObject("actor definition", definition);
+  checkId(definition.id, "actor id", rules);
+  const at = (option: string) => `${option} of actor "${definition.id}"`;
+  requireObject(at("handlers"), definition.handlers);
+  checkObject(at("schemas"), definition.schemas);
+  checkObject(at("replyTypes"), definition.replyTypes);
+  checkFunction(at("setup"), definition.setup);
+  checkFunction(at("teardown"), definition.teardown);
+  checkFunction(at("fallback"), definition.fallback);
+  checkStringArray(at("broadcasts"), definition.broadcasts, "[]");
+  checkNumber(at("claimBatch"), definition.claimBatch, { integer: true, min: 1 }, "the system's claimBatch");
+  const attempts = String(DEFAULT_MAX_ATTEMPTS);
+  checkNumber(at("maxAttempts"), definition.maxAttempts, { integer: true, min: 1 }, attempts);
+  checkNumber(at("handlerTimeoutMs"), definition.handlerTimeoutMs, { above: 0, unit: "ms" }, "no limit");
+  checkOneOf(at("onFailure"), definition.onFailure, ["restart", "resume", "stop", "escalate"], '"restart"');
+  checkOneOf(at("restart"), definition.restart, ["permanent", "transient", "temporary"], '"permanent"');
+  checkBackoff(at("retryBackoff"), definition.retryBackoff);
 }

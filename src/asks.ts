@@ -1,13 +1,18 @@
 /**
  * Requests waiting for their reply. A reply is recognised by `reply_to`, or, for peers that
- * never set it, by an ask's `match` function. An ask that times out is forgotten at once, so a
- * late reply finds nothing to resolve and costs no memory.
+ * never set it, by an ask's `match` function. An error reply (`error_<request id>` with
+ * `"status": "error"`, src/error-replies.ts) rejects its ask with AskFailedError, even from a
+ * peer that leaves `reply_to` out. An ask that times out is forgotten at once, so a late reply
+ * finds nothing to resolve and costs no memory.
  */
 import type { Envelope } from "./envelope.js";
-import { AskTimeoutError } from "./errors.js";
+import { readErrorReply, requestIdOfErrorReply } from "./error-replies.js";
+import { AskFailedError, AskTimeoutError } from "./errors.js";
 
 interface PendingAsk {
   id: string;
+  recipient: string;
+  messageType: string;
   resolve(payload: unknown): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -33,7 +38,12 @@ export class PendingAsks {
     return this.byId.size;
   }
 
-  /** Registers request `id` before it is sent; the promise settles with the reply or a timeout. */
+  /**
+   * Registers request `id` before it is sent; the promise settles with the reply's payload, or
+   * rejects with AskTimeoutError after `timeoutMs`, AskFailedError on an error reply, or the
+   * error given to `fail` / `rejectAll`. The caller must attach its handlers before it awaits
+   * anything else: the timeout may fire meanwhile.
+   */
   wait(
     id: string,
     recipient: string,
@@ -44,6 +54,8 @@ export class PendingAsks {
     return new Promise((resolve, reject) => {
       const pending: PendingAsk = {
         id,
+        recipient,
+        messageType,
         resolve,
         reject,
         match,
@@ -65,6 +77,12 @@ export class PendingAsks {
     if (this.settled.delete(message.id)) return true;
     let pending = message.reply_to === null ? undefined : this.byId.get(message.reply_to);
     if (!pending) {
+      // A peer's error reply names its request in its id only.
+      const requestId = requestIdOfErrorReply(message.id);
+      const candidate = requestId === undefined ? undefined : this.byId.get(requestId);
+      if (candidate && readErrorReply(message, candidate.id)) pending = candidate;
+    }
+    if (!pending) {
       for (const candidate of this.matchers) {
         let matched = false;
         try {
@@ -80,7 +98,20 @@ export class PendingAsks {
     }
     if (!pending) return false;
     this.forget(pending);
-    pending.resolve(message.payload);
+    const failure = readErrorReply(message, pending.id);
+    if (failure) {
+      pending.reject(
+        new AskFailedError(
+          pending.recipient,
+          pending.messageType,
+          pending.id,
+          failure.reason,
+          failure.message,
+        ),
+      );
+    } else {
+      pending.resolve(message.payload);
+    }
     return true;
   }
 

@@ -2,6 +2,8 @@
  * Coalesces calls made in the same tick: items queued under one key before the event loop
  * moves on are handed to `flush` together, so many concurrent `tell`s to one recipient cost
  * one script call instead of one each. A lone call waits only for the current microtasks.
+ * Every promise `add` returns settles with its group's call, whether that call resolves, rejects
+ * or throws; the caller must attach its handlers at once (a send can fail at any moment).
  */
 
 interface Pending<T, R> {
@@ -49,7 +51,14 @@ export class Batcher<T, R> {
   }
 
   private run(group: Pending<T, R>): void {
-    this.flush(group.items).then(
+    let call: Promise<R>;
+    try {
+      call = this.flush(group.items);
+    } catch (err) {
+      // A flush that throws instead of rejecting must still reach every caller.
+      call = Promise.reject(err);
+    }
+    call.then(
       (result) => {
         for (const [index, w] of group.waiters.entries()) w.resolve({ result, index });
       },

@@ -7,14 +7,31 @@
  * directive: the cell may end itself and report the crash to its supervisor.
  */
 import type { Logger } from "pino";
-import type { ActorContext, ActorDefinition, ActorRef, FailureDirective, SetupContext } from "./actor.js";
+import {
+  type ActorContext,
+  type ActorDefinition,
+  type ActorRef,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_BACKOFF,
+  type FailureDirective,
+  type SetupContext,
+} from "./actor.js";
 import { backoffDelay } from "./backoff.js";
+import type { Clock } from "./clock.js";
 import { settledBefore } from "./deadline.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
-import { HandlerTimeoutError, SystemStoppedError } from "./errors.js";
+import { errorReply, failedRequest } from "./error-replies.js";
+import { HandlerTimeoutError, LeaseLostError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
-import type { ClaimedMessage, ClaimResult, EncodedMessage, FinishRecord, Mailbox } from "./mailbox.js";
-import { isPriority, monotonicMicros, Priority } from "./priority.js";
+import type {
+  ClaimedMessage,
+  ClaimResult,
+  EncodedMessage,
+  FinishRecord,
+  Mailbox,
+  RecordOutcome,
+} from "./mailbox.js";
+import { monotonicMicros, type Priority } from "./priority.js";
 import { validate } from "./schema.js";
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
@@ -28,6 +45,8 @@ export interface CellHost {
   readonly nodeId: string;
   readonly claimBatch: number;
   readonly events: SystemEventEmitter;
+  /** The system's clock (Redis' time): replies are stamped with it. */
+  readonly clock: Clock;
   /** A ref to `target` whose messages are sent as `sender`. */
   refFrom(sender: string, target: string): ActorRef;
   /** Wakes whichever cell serves `app` after `delayMs` (a retry comes due). */
@@ -42,8 +61,15 @@ export interface CellOptions {
   intercept?: (message: Envelope) => boolean;
   /** Told once when a handler's failure ends this incarnation. */
   exits?: { cellExited(cell: ActorCell, reason: ExitReason): void };
-  /** Lease length, ms; renewed every third of it. */
+  /** Lease length, ms. */
   leaseMs: number;
+  /**
+   * How often leases are renewed while held, and how old their last confirmation may be when a
+   * message starts (else it is confirmed first), ms: at most a third of the lease, and at most
+   * one heartbeat period, so that a process frozen long enough to be taken for dead finds out
+   * before it starts anything else.
+   */
+  confirmMs: number;
 }
 
 /** Where a cell is in its life. */
@@ -58,24 +84,6 @@ const NOTHING: readonly ClaimedMessage[] = [];
 /** After the stop deadline, how long writing the last outcomes may still take. */
 const STOP_GRACE_MS = 1000;
 
-/** While draining, the inbox's top priority is looked at no more often than this. */
-const PEEK_INTERVAL_MS = 1;
-
-/** A look at the inbox's top priority, answered later. */
-interface Peek {
-  done: boolean;
-  top: Priority | null;
-}
-
-/** The priority a claimed member declares (NORMAL when it declares none). */
-function priorityOfMember(member: string): Priority {
-  try {
-    const priority = (JSON.parse(member) as { priority?: unknown }).priority;
-    return isPriority(priority) ? priority : Priority.NORMAL;
-  } catch {
-    return Priority.NORMAL;
-  }
-}
 
 /** A handler's exception that ends this incarnation. */
 interface Crash {
@@ -134,13 +142,24 @@ export class ActorCell implements Wakeable {
   private bufferedSince = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private writes: Set<Promise<void>> | undefined;
-  /** A wake-up arrived while draining: something may outrank the rest of the batch. */
-  private woken = false;
-  private lastPeek = 0;
-  private peek: Peek | undefined;
+  /** A look at the inbox's top priority in flight (started by a wake-up while draining). */
+  private peeking: Promise<void> | undefined;
+  /** Another wake-up came while a look was in flight: look again when it returns. */
+  private peekAgain = false;
+  /** The highest priority seen waiting by the looks since the last message started. */
+  private peekTop: Priority | null = null;
+  /** performance.now() when the last claim or renewal that succeeded was sent: leases run from then. */
+  private renewedAt = 0;
+  /** A lease renewal in flight. */
+  private renewal: Promise<void> | undefined;
+  /** Ids of the claimed batch that this cell no longer holds (their lease moved on). */
+  private lost: Set<string> | undefined;
+  /** The message whose handling has started and not ended. */
+  private inHand: ClaimedMessage | undefined;
   private readonly intercept: CellOptions["intercept"];
   private readonly exits: CellOptions["exits"];
   private readonly leaseMs: number;
+  private readonly confirmMs: number;
   /** The abort side of the running message handler's ctx.signal. */
   private running: Abort | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
@@ -156,6 +175,7 @@ export class ActorCell implements Wakeable {
     this.intercept = options.intercept;
     this.exits = options.exits;
     this.leaseMs = options.leaseMs;
+    this.confirmMs = Math.min(options.confirmMs, options.leaseMs / 3);
     this.id = definition.id;
     incarnations += 1;
     this.incarnation = incarnations;
@@ -215,11 +235,11 @@ export class ActorCell implements Wakeable {
     if (this.state !== "running") return;
     if (this.draining) {
       this.again = true;
-      this.woken = true;
+      this.lookAtInbox();
       return;
     }
     // Leases are renewed only while the cell holds claimed messages, i.e. while it drains.
-    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(100, this.leaseMs / 3));
+    this.leaseTimer = setInterval(() => void this.extendLeases(), Math.max(50, this.confirmMs));
     this.leaseTimer.unref();
     this.draining = this.drain().finally(() => {
       clearInterval(this.leaseTimer);
@@ -273,19 +293,30 @@ export class ActorCell implements Wakeable {
         let more = true;
         while (more && this.state === "running" && !crash) {
           const size = Math.max(1, this.definition.claimBatch ?? this.host.claimBatch);
+          const sentAt = performance.now();
           const result = await this.host.mailbox.claim(this.id, size, this.token);
           const offsetMs = result.nowMs - Date.now();
+          this.renewedAt = sentAt;
+          this.lost = undefined;
           this.reportClaim(result);
           this.batch = result.claimed;
           let preempted = false;
           for (this.position = 0; this.position < this.batch.length; this.position++) {
             if (this.state !== "running" || crash) break;
             const next = this.batch[this.position] as ClaimedMessage;
-            if (this.outranked(next)) {
+            // Never start a message whose lease may be lost: renew when renewal is due (a
+            // synchronous handler keeps the renewal timer from firing), skip what is not held.
+            if (!(await this.stillHeld(next))) continue;
+            if (await this.outranked(next)) {
               preempted = true;
               break;
             }
-            crash = await this.handle(next, offsetMs);
+            this.inHand = next;
+            try {
+              crash = await this.handle(next, offsetMs);
+            } finally {
+              this.inHand = undefined;
+            }
             if (this.broadcasts?.length) await this.runBroadcasts();
           }
           // Whatever is left of the batch was not started: it goes back at once.
@@ -311,35 +342,46 @@ export class ActorCell implements Wakeable {
   }
 
   /**
-   * True when a message of higher priority than `next` has arrived since the batch was claimed:
-   * the rest of the batch then goes back and the cell claims again, so a CRITICAL message
-   * waits for about one handler, not for a whole batch. The inbox is peeked without waiting
-   * (the answer is used before a later message), at most once per PEEK_INTERVAL_MS and only
-   * after a wake-up said something arrived.
+   * Starts a look at the inbox's top priority, after a wake-up while draining: something that
+   * outranks the rest of the claimed batch may have arrived. One look at a time; wake-ups during
+   * a look ask for one more after it. The look runs while the handler in hand does.
    */
-  private outranked(next: ClaimedMessage): boolean {
-    const peek = this.peek;
-    if (peek?.done) {
-      this.peek = undefined;
-      if (peek.top !== null && peek.top > priorityOfMember(next.member)) return true;
+  private lookAtInbox(): void {
+    if (this.peeking) {
+      this.peekAgain = true;
+      return;
     }
-    const now = performance.now();
-    if (!this.peek && this.woken && now - this.lastPeek >= PEEK_INTERVAL_MS) {
-      this.woken = false;
-      this.lastPeek = now;
-      const pending: Peek = { done: false, top: null };
-      this.peek = pending;
-      this.host.mailbox.topPriority(this.id).then(
+    this.peeking = this.host.mailbox
+      .topPriority(this.id)
+      .then(
         (top) => {
-          pending.top = top;
-          pending.done = true;
+          if (top !== null && (this.peekTop === null || top > this.peekTop)) this.peekTop = top;
         },
         () => {
-          pending.done = true;
+          // Redis trouble: the next claim sees the inbox as it is anyway.
         },
-      );
-    }
-    return false;
+      )
+      .finally(() => {
+        this.peeking = undefined;
+        if (this.peekAgain && this.draining) {
+          this.peekAgain = false;
+          this.lookAtInbox();
+        }
+      });
+  }
+
+  /**
+   * True when a message of higher priority than `next` waits in the inbox: the rest of the
+   * batch then goes back and the cell claims again, so a CRITICAL message, however it was sent
+   * (by redactor, or by a peer with its own score), waits only for the handler in hand. Waits
+   * for a look in flight (it was started by a wake-up and ran alongside that handler).
+   */
+  private async outranked(next: ClaimedMessage): Promise<boolean> {
+    const peeking = this.peeking;
+    if (peeking) await peeking;
+    const top = this.peekTop;
+    this.peekTop = null;
+    return top !== null && top > next.priority;
   }
 
   /** Ends this incarnation after a handler failure and tells the supervisor. */
@@ -366,15 +408,57 @@ export class ActorCell implements Wakeable {
     }
   }
 
-  /** Renews the leases of every message this cell still holds. */
-  private async extendLeases(): Promise<void> {
-    const held = this.batch.slice(this.position);
+  /**
+   * Renews the leases of every message this cell still holds (the one in hand and the rest of
+   * the batch) and notes those it no longer holds; one renewal at a time.
+   */
+  private extendLeases(): Promise<void> {
+    this.renewal ??= this.renew().finally(() => {
+      this.renewal = undefined;
+    });
+    return this.renewal;
+  }
+
+  private async renew(): Promise<void> {
+    const held = this.batch.slice(this.position).filter((m) => !this.lost?.has(m.id));
     if (held.length === 0) return;
+    const sentAt = performance.now();
+    let outcomes: RecordOutcome[];
     try {
-      await this.host.mailbox.extend(this.id, this.token, held);
+      outcomes = await this.host.mailbox.extend(this.id, this.token, held);
     } catch (err) {
-      this.log.warn({ err }, "could not renew leases; they may expire and the messages run again");
+      this.log.warn({ err }, "could not renew leases; a message is not started unless its lease is surely held");
+      return;
     }
+    this.renewedAt = sentAt;
+    for (const [i, outcome] of outcomes.entries()) {
+      const message = held[i] as ClaimedMessage;
+      if (outcome !== "written") this.leaseLost(message, outcome, "extend");
+    }
+  }
+
+  /** A claimed message is not held any more: never start it, abort its handler if it runs. */
+  private leaseLost(message: ClaimedMessage, reason: Exclude<RecordOutcome, "written">, during: "start" | "extend"): void {
+    if (this.lost?.has(message.id)) return;
+    this.lost ??= new Set();
+    this.lost.add(message.id);
+    this.log.warn({ msgId: message.id, reason, during }, "lease of a claimed message lost; it is not ours to run or finish");
+    this.host.events.emit("lease.lost", { actor: this.id, id: message.id, reason, during });
+    if (this.inHand === message) this.running?.abort(new LeaseLostError(this.id, message.id, reason));
+  }
+
+  /**
+   * True when `next` may start: its lease is surely held. Renews first when renewal is due;
+   * when Redis cannot confirm it and the lease may have run out, throws, so the batch is given
+   * up (its leases bring the messages back).
+   */
+  private async stillHeld(next: ClaimedMessage): Promise<boolean> {
+    if (performance.now() - this.renewedAt >= this.confirmMs) await this.extendLeases();
+    if (this.lost?.has(next.id)) return false;
+    if (performance.now() - this.renewedAt >= this.leaseMs) {
+      throw new Error(`cannot confirm the lease of message ${next.id}; the claimed batch is given up`);
+    }
+    return true;
   }
 
   /** Runs queued broadcasts one at a time, like messages, so they never overlap a handler. */
@@ -393,19 +477,22 @@ export class ActorCell implements Wakeable {
 
   /** Hands back, unprocessed, what is left of the claimed batch from the current position. */
   private releaseHeld(): readonly ClaimedMessage[] {
-    const held = this.batch.slice(this.position);
+    const held = this.batch.slice(this.position).filter((m) => !this.lost?.has(m.id));
     for (const message of held) this.finish(this.releaseRecord(message));
     this.batch = NOTHING;
     return held;
   }
 
   private releaseRecord(message: ClaimedMessage): FinishRecord {
+    const started = message === this.inHand;
     return {
       id: message.id,
       member: message.member,
       token: this.token,
       event: "RELEASE",
-      attempts: message.attempts,
+      attempts: message.runsBefore + (started ? 1 : 0),
+      // The claim counted the first message's run: give it back if that run never started.
+      giveBack: message.counted && !started,
       requeue: true,
     };
   }
@@ -442,16 +529,36 @@ export class ActorCell implements Wakeable {
       reason,
       deadLettered: true,
     });
-    this.finish({ ...base, event: "FAIL", error, deadReason: reason });
+    // A request someone may be waiting for gets an error reply, written with the outcome, so
+    // the asker fails now instead of at its timeout (src/error-replies.ts).
+    const request = failedRequest(base.member);
+    let reply: EncodedMessage | undefined;
+    if (request) {
+      const replyType =
+        ownEntry(this.definition.replyTypes, request.messageType) ?? `${request.messageType}_reply`;
+      try {
+        const timestamp = monotonicMicros() / 1e6;
+        reply = this.host.mailbox.encode(
+          errorReply(base.id, request, this.id, replyType, reason, error, timestamp),
+        );
+      } catch (err) {
+        this.log.warn({ msgId: base.id, err }, "could not build the error reply; the asker will time out");
+      }
+    }
+    this.finish({ ...base, event: "FAIL", error, deadReason: reason, reply });
+    if (reply) this.host.sent(reply.envelope);
   }
 
   /** Runs one message; returns a Crash when the handler's failure ends this incarnation. */
   private async handle(claimed: ClaimedMessage, offsetMs: number): Promise<Crash | undefined> {
-    const { member, attempts, id } = claimed;
+    const { member, id } = claimed;
+    // Attempts count runs that started, this one included.
+    const attempts = claimed.runsBefore + 1;
     const base = { id, member, token: this.token, attempts };
     let message: Envelope;
     try {
-      message = decodeEnvelope(member);
+      // Decoded for reading only: the member's bytes are what is handed back to every script.
+      message = decodeEnvelope(member.toString("utf8"));
     } catch (err) {
       this.deadLetter(base, "", "invalid-envelope", (err as Error).message);
       return;
@@ -467,10 +574,11 @@ export class ActorCell implements Wakeable {
       this.finish({ ...base, event: "COMPLETE" });
       return;
     }
-    const maxAttempts = this.definition.maxAttempts ?? 3;
+    const maxAttempts = this.definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     if (attempts > maxAttempts) {
-      const error = `delivered ${attempts} times, more than maxAttempts (${maxAttempts}): its consumer kept dying`;
-      this.deadLetter(base, type, "attempts-exhausted", error);
+      const runs = claimed.runsBefore;
+      const error = `${runs} runs started and none finished (maxAttempts ${maxAttempts}): its consumer kept dying`;
+      this.deadLetter({ ...base, attempts: runs }, type, "attempts-exhausted", error);
       return;
     }
     const handler = ownEntry(this.definition.handlers, type) ?? this.definition.fallback;
@@ -513,6 +621,10 @@ export class ActorCell implements Wakeable {
     let result: unknown;
     const abort = new Abort();
     this.running = abort;
+    // Before the handler runs, the outcomes so far and the start of this run (the claim counted
+    // only the first of its batch) go to Redis, so both count even if this handler kills the
+    // process: its batch-mates that finished do not run again, and it uses an attempt.
+    void this.write(claimed.counted ? undefined : claimed);
     try {
       result = await this.run(handler, payload, this.context(message, attempts, abort), type, abort);
     } catch (err) {
@@ -530,7 +642,7 @@ export class ActorCell implements Wakeable {
           message_type: ownEntry(this.definition.replyTypes, type) ?? `${type}_reply`,
           payload: result,
           priority: message.priority,
-          timestamp: monotonicMicros() / 1e6,
+          timestamp: this.host.clock.nowMicros() / 1e6,
           reply_to: id,
           timeout: null,
         });
@@ -584,7 +696,7 @@ export class ActorCell implements Wakeable {
     offsetMs: number,
   ): Crash | undefined {
     const error = `${err.name}: ${err.message}`;
-    const maxAttempts = this.definition.maxAttempts ?? 3;
+    const maxAttempts = this.definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const directive = this.definition.onFailure ?? "restart";
     const retry = base.attempts < maxAttempts;
     this.log.error(
@@ -592,7 +704,7 @@ export class ActorCell implements Wakeable {
       "handler failed",
     );
     if (retry) {
-      const delayMs = backoffDelay(this.definition.retryBackoff ?? {}, base.attempts);
+      const delayMs = backoffDelay(this.definition.retryBackoff ?? DEFAULT_RETRY_BACKOFF, base.attempts);
       this.host.events.emit("message.failed", {
         actor: this.id,
         id: base.id,
@@ -624,17 +736,28 @@ export class ActorCell implements Wakeable {
     this.lingerTimer ??= setTimeout(() => void this.write(), FINISH_LINGER_MS);
   }
 
-  private write(): Promise<void> {
+  /**
+   * Writes the buffered outcomes and, with `starting`, counts the start of its run, in one script
+   * call that is written to the connection before this returns (not awaited by the caller).
+   */
+  private write(starting?: ClaimedMessage): Promise<void> {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    const records = this.buffered;
-    if (!records?.length) return Promise.resolve();
+    const records = this.buffered ?? [];
+    if (records.length === 0 && !starting) return Promise.resolve();
     this.buffered = undefined;
+    const start = starting && { id: starting.id, token: this.token };
     const write = this.host.mailbox
-      .finish(this.id, records)
-      .then((written) => {
-        for (const [i, ok] of written.entries()) {
-          if (!ok) this.log.warn({ msgId: records[i]?.id }, "lease lost before the outcome was written");
+      .finish(this.id, records, start)
+      .then(({ outcomes, started }) => {
+        if (starting && started !== undefined && typeof started !== "number") {
+          this.leaseLost(starting, started, "start");
+        }
+        for (const [i, outcome] of outcomes.entries()) {
+          if (outcome === "written") continue;
+          const id = (records[i] as FinishRecord).id;
+          this.log.warn({ msgId: id, reason: outcome }, "outcome not written: the lease was no longer ours");
+          this.host.events.emit("lease.lost", { actor: this.id, id, reason: outcome, during: "finish" });
         }
       })
       .catch((err: unknown) => {

@@ -74,7 +74,11 @@ export class DuplicateActorError extends RedactorError {
   }
 }
 
-/** `redis-server` or Redis itself cannot be reached. */
+/**
+ * Redis cannot be reached or used: nothing listens there, or the connection is down. Its
+ * subclasses name the other reasons a connection fails (RedisAuthError, RedisTlsError,
+ * RedisMaxClientsError, RedisDatabaseError); `cause` keeps the error ioredis reported.
+ */
 export class RedisUnavailableError extends RedactorError {
   override name = "RedisUnavailableError";
 }
@@ -92,4 +96,170 @@ export class HandlerTimeoutError extends RedactorError {
         "honour ctx.signal, split the work, or raise handlerTimeoutMs",
     );
   }
+}
+
+/** What to do about each reason an ask fails. */
+const ASK_FAILED_ADVICE: Record<string, string> = {
+  "handler-error": "fix the handler (it threw on its last attempt), or raise the actor's maxAttempts",
+  "invalid-payload": "send a payload that passes the recipient's schema for this type",
+  "unknown-type": "send a type the recipient handles, or add a handler (or a fallback) for it",
+  "reply-error":
+    "make the handler return a value that fits in maxMessageBytes and that JSON or superjson carries",
+  "attempts-exhausted":
+    "its consumer kept dying while running it; look for crashes in the recipient's process",
+  "invalid-envelope": "the request breaks the envelope rules (docs/PROTOCOL.md); check the sender",
+};
+
+/**
+ * The recipient failed a request: it was dead-lettered (the handler threw on its last attempt,
+ * the payload failed its schema, the type is unknown, the reply could not be sent, …) and an
+ * error reply came back, so `ask()` rejects at once instead of waiting for its timeout.
+ */
+export class AskFailedError extends RedactorError {
+  override name = "AskFailedError";
+  constructor(
+    readonly recipient: string,
+    readonly messageType: string,
+    /** The request's id. */
+    readonly messageId: string,
+    /**
+     * Why it failed: the dead-letter reason (`handler-error`, `invalid-payload`, `unknown-type`,
+     * `reply-error`, `attempts-exhausted`, `invalid-envelope`, …), or `error` when a peer's error
+     * reply gives none.
+     */
+    readonly reason: string,
+    /** The error text the recipient reported (a handler's `Name: message`). */
+    readonly detail: string,
+  ) {
+    super(
+      `"${recipient}" failed "${messageType}" (id ${messageId}, ${reason}): ${detail}; ` +
+        ((Object.hasOwn(ASK_FAILED_ADVICE, reason) ? ASK_FAILED_ADVICE[reason] : undefined) ??
+          "see the recipient's logs and dead letters"),
+    );
+  }
+}
+
+/**
+ * A value that neither JSON nor superjson carries faithfully (a function, a symbol, an instance of
+ * a class superjson does not know, a circular structure, …): it is refused at the sender rather
+ * than arriving altered.
+ */
+export class UnserializableValueError extends RedactorError {
+  override name = "UnserializableValueError";
+  constructor(
+    /** Where the value sits, e.g. `payload.a[2]` or `payload.m.get("k")`. */
+    readonly path: string,
+    /** What is wrong with it and what to send instead. */
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot send ${path}: ${detail}`, options);
+  }
+}
+
+/**
+ * A claimed message's lease was lost while its handler ran (the process stalled longer than
+ * `leaseMs`, or the message's hash is gone): another consumer may run it, and this run's outcome
+ * will not be written. The reason of the handler's aborted `ctx.signal`.
+ */
+export class LeaseLostError extends RedactorError {
+  override name = "LeaseLostError";
+  constructor(
+    readonly actorId: string,
+    readonly messageId: string,
+    readonly reason: string,
+  ) {
+    super(
+      `actor "${actorId}" lost the lease of message ${messageId} (${reason}) while handling it; ` +
+        "stop the work (another consumer may run it); keep handlers shorter than leaseMs or raise leaseMs",
+    );
+  }
+}
+
+/** The heartbeat thread could not start or its first beat failed: the process cannot show it is alive. */
+export class HeartbeatError extends RedactorError {
+  override name = "HeartbeatError";
+}
+
+/**
+ * Redis' `maxmemory-policy` evicts keys (an `allkeys-*` or `volatile-*` policy), which silently
+ * deletes inboxes, leases and presence; thrown by createSystem when `requireNoEviction` is set.
+ */
+export class EvictionPolicyError extends RedactorError {
+  override name = "EvictionPolicyError";
+  constructor(readonly policy: string) {
+    super(
+      `Redis evicts keys under memory pressure (maxmemory-policy ${policy}), which loses messages; ` +
+        "set maxmemory-policy noeviction on the server (CONFIG SET maxmemory-policy noeviction, and " +
+        "in redis.conf), or use a Redis of its own for redactor",
+    );
+  }
+}
+
+/** Why an id was refused (see src/ids.ts). */
+export type InvalidIdRule =
+  | "type"
+  | "empty"
+  | "too-long"
+  | "control-character"
+  | "lone-surrogate"
+  | "brace"
+  | "reserved";
+
+/**
+ * An app id (or another name) that would break the keyspace or the wire: empty, too long, with
+ * a control character, with braces in the hash-tagged layout, or reserved. The message says which
+ * rule it breaks and what an id may be.
+ */
+export class InvalidIdError extends RedactorError {
+  override name = "InvalidIdError";
+  constructor(
+    /** The refused value. */
+    readonly id: unknown,
+    /** The rule it breaks. */
+    readonly rule: InvalidIdRule,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An option has the wrong type or is out of range; the message names it and its range. */
+export class InvalidOptionError extends RedactorError {
+  override name = "InvalidOptionError";
+  constructor(
+    /** The option's path, e.g. `heartbeatMs` or `rootIntensity.withinMs`. */
+    readonly option: string,
+    /** The refused value. */
+    readonly value: unknown,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Redis refused the credentials: no password given where one is required (NOAUTH), a wrong user
+ * name or password (WRONGPASS), or an ACL user without a permission redactor needs (NOPERM).
+ */
+export class RedisAuthError extends RedisUnavailableError {
+  override name = "RedisAuthError";
+}
+
+/**
+ * The TLS connection failed: the server's certificate is not trusted or does not name the host,
+ * or one side does not speak TLS.
+ */
+export class RedisTlsError extends RedisUnavailableError {
+  override name = "RedisTlsError";
+}
+
+/** The server has reached its `maxclients` limit and refuses new connections. */
+export class RedisMaxClientsError extends RedisUnavailableError {
+  override name = "RedisMaxClientsError";
+}
+
+/** The database index of the URL (`redis://host:port/<db>`) does not exist on the server. */
+export class RedisDatabaseError extends RedisUnavailableError {
+  override name = "RedisDatabaseError";
 }

@@ -27,10 +27,24 @@ export interface SystemEvents {
   "message.timeout": { actor: string; id: string };
   /** Malformed or oversized members were dead-lettered by the claim. */
   "message.rejected": { actor: string; count: number };
+  /**
+   * A claimed message is no longer held by this process, so it was not started, or its outcome
+   * was not written: its lease expired (a stall longer than `leaseMs`) and another consumer
+   * took it, or its hash is gone. `during` says which step found out; `reason` is the script's
+   * outcome code (src/mailbox.ts, RecordOutcome).
+   */
+  "lease.lost": {
+    actor: string;
+    id: string;
+    reason: "gone" | "lease-lost" | "wrong-status" | "not-held";
+    during: "start" | "extend" | "finish";
+  };
   /** An ask got its reply; `id` is the request's id. */
   "ask.replied": { id: string; recipient: string; type: string; latencyMs: number };
   /** An ask timed out; `id` is the request's id. */
   "ask.timeout": { id: string; recipient: string; type: string; timeoutMs: number };
+  /** An ask got an error reply (its request was dead-lettered); `id` is the request's id. */
+  "ask.failed": { id: string; recipient: string; type: string; reason: string; error: string };
   /** An actor incarnation started. */
   "actor.started": { actor: string };
   /** An actor incarnation ended: `stop` (on purpose), `crash`, or a handler's directive. */
@@ -41,6 +55,21 @@ export interface SystemEvents {
   "supervisor.failed": { supervisor: string; error: string };
   /** The root supervisor failed: the system is shutting down. */
   "system.failed": { error: string };
+  /**
+   * A heartbeat could not be written (Redis unreachable, or over maxmemory with the key gone):
+   * after three periods without one, other processes take this one for dead. `failures` counts
+   * the failed beats in a row.
+   */
+  "heartbeat.failed": { node: string; error: string; failures: number };
+  /** Heartbeats succeed again after `failures` failed ones over about `downMs`. */
+  "heartbeat.recovered": { node: string; failures: number; downMs: number };
+  /** The presence of local apps was missing or wrong in Redis (flushed, deleted) and was written again. */
+  "presence.repaired": { apps: string[] };
+  /**
+   * Redis refused a subscription (an ACL without those channels): wake-ups for them fall back to
+   * the sweep. `channels` says which kind (`keyspace` notifications, or `actor` channels).
+   */
+  "subscription.refused": { channels: "keyspace" | "actor"; error: string };
 }
 
 /** Names of the events. */

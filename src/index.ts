@@ -17,22 +17,40 @@ export type {
   TellOptions,
   UntypedProtocol,
 } from "./actor.js";
-export { defineActor } from "./actor.js";
+export { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF, defineActor } from "./actor.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { Envelope } from "./envelope.js";
-export { decodeEnvelope, encodeEnvelope, newMessageId, PAYLOAD_META_FIELD } from "./envelope.js";
 export {
+  decodeEnvelope,
+  encodeEnvelope,
+  MAX_PAYLOAD_DEPTH,
+  newMessageId,
+  PAYLOAD_META_FIELD,
+  payloadEncoding,
+} from "./envelope.js";
+export { ERROR_REPLY_PREFIX, type ErrorReplyPayload } from "./error-replies.js";
+export {
+  AskFailedError,
   AskTimeoutError,
   DuplicateActorError,
   EnvelopeError,
   HandlerTimeoutError,
   IllegalTransitionError,
+  InvalidIdError,
+  type InvalidIdRule,
+  InvalidOptionError,
   MessageTooLargeError,
   RedactorError,
+  RedisAuthError,
+  RedisDatabaseError,
+  RedisMaxClientsError,
+  RedisTlsError,
   RedisUnavailableError,
   SystemStoppedError,
+  UnserializableValueError,
 } from "./errors.js";
 export { SystemEventEmitter, type SystemEventName, type SystemEvents } from "./events.js";
+export { MAX_ID_BYTES, RESERVED_IDS } from "./ids.js";
 export { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 export {
   type LifecycleEvent,

@@ -7,7 +7,7 @@ import { type Envelope, encodeEnvelope } from "./envelope.js";
 import { MessageTooLargeError } from "./errors.js";
 import type { Keyspace } from "./keyspace.js";
 import { type LifecycleEvent, nextStatus, STATUS } from "./lifecycle.js";
-import { canonicalScore, isPriority, type Priority, priorityOfScore, wireScore } from "./priority.js";
+import { canonicalScore, type Priority, wireScore } from "./priority.js";
 import { Scripts } from "./scripts.js";
 
 /** Limits and lifetimes of mailboxes. */
@@ -44,12 +44,51 @@ export interface EncodedMessage {
 
 /** A message handed out by `claim`. */
 export interface ClaimedMessage {
-  /** The inbox member, exactly as it was stored. */
-  member: string;
-  /** How many times it has been claimed, this time included. */
-  attempts: number;
-  /** Its id (the claim checked it has one). */
+  /** The inbox member, byte for byte as it was stored: handed back as it is, never re-encoded. */
+  member: Buffer;
+  /** How many runs of it started before this claim. */
+  runsBefore: number;
+  /**
+   * True for the first message of a claim: the claim already counted its run. Every other one
+   * is counted by `finish` (its `start` argument) as its handler starts.
+   */
+  counted: boolean;
+  /** Its id (the claim checked it has one that every script and decodeEnvelope read alike). */
   id: string;
+  /** Its priority, from its canonical score. */
+  priority: Priority;
+}
+
+/**
+ * Why a script did or did not write a record, per record (the outcome codes in the headers of
+ * src/lua/finish.lua and extend.lua).
+ */
+export type RecordOutcome =
+  /** Written (finish), extended (extend) or counted (a start): the caller holds the lease. */
+  | "written"
+  /** `message:<id>` no longer exists (expired, deleted, flushed). */
+  | "gone"
+  /** Another consumer holds the lease now, or none does (it expired and went back). */
+  | "lease-lost"
+  /** The lease matches but the message is not in the claimed status. */
+  | "wrong-status"
+  /** The lease matches but the member is no longer in the processing set. */
+  | "not-held";
+
+/** The scripts' outcome codes. */
+const OUTCOME: Readonly<Record<number, RecordOutcome>> = {
+  0: "written",
+  [-1]: "gone",
+  [-2]: "lease-lost",
+  [-3]: "wrong-status",
+  [-4]: "not-held",
+};
+
+/** Maps one script outcome code; an unknown code is a bug in a script, reported as such. */
+function outcome(code: unknown): RecordOutcome {
+  const known = OUTCOME[Number(code)];
+  if (!known) throw new Error(`a script returned the unknown outcome code ${String(code)}`);
+  return known;
 }
 
 /** What one `claim` call did. */
@@ -70,12 +109,16 @@ export interface ClaimResult {
 /** How a claimed message ends (or goes back). */
 export interface FinishRecord {
   id: string;
-  member: string;
+  /** The member as claimed (bytes). */
+  member: Buffer;
   /** The lease token it was claimed with. */
   token: string;
   /** The lifecycle event from `processing`. */
   event: Extract<LifecycleEvent, "COMPLETE" | "FAIL" | "RETRY" | "RELEASE" | "EXPIRE">;
+  /** Runs started, this one included (recorded in its dead letter). */
   attempts: number;
+  /** The claim counted a run of it that never started: give that attempt back. */
+  giveBack?: boolean;
   error?: string;
   /** Dead-letter it with this reason. */
   deadReason?: string;
@@ -102,6 +145,9 @@ export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
 
 /** How many foreign-scored members or expired leases one claim call handles. */
 const CLAIM_REPAIR_BATCH = 500;
+
+/** How many foreign-scored members a peek reads, at most, on each side of the canonical band. */
+const PEEK_FOREIGN = 64;
 
 /** Sends, claims and finishes messages for every app over one connection. */
 export class Mailbox {
@@ -176,7 +222,7 @@ export class Mailbox {
 
   /** Claims up to `max` messages of `app` under a lease named `token`. */
   async claim(app: string, max: number, token: string): Promise<ClaimResult> {
-    const raw = (await this.scripts.run(
+    const raw = (await this.scripts.runBuffer(
       "claim",
       [this.keys.inbox(app), this.keys.processing(app), this.keys.dead(app)],
       [
@@ -193,27 +239,52 @@ export class Mailbox {
         STATUS.released,
         CLAIM_REPAIR_BATCH,
       ],
-    )) as [number, number, (string | number)[], string[], number, number];
+    )) as [number, number, (Buffer | number)[], Buffer[], number, number];
     const flat = raw[2];
     const claimed: ClaimedMessage[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      claimed.push({ member: String(flat[i]), attempts: Number(flat[i + 1]), id: String(flat[i + 2]) });
+    for (let i = 0; i < flat.length; i += 4) {
+      claimed.push({
+        member: flat[i] as Buffer,
+        runsBefore: Number(flat[i + 1]),
+        counted: i === 0,
+        // The claim refuses ids that are not valid UTF-8, so this decoding is exact.
+        id: String(flat[i + 2]),
+        priority: Number(flat[i + 3]) as Priority,
+      });
     }
     return {
       nowMs: Number(raw[0]),
       more: raw[1] === 1,
       claimed,
-      timedOut: raw[3],
+      timedOut: raw[3].map(String),
       rejected: Number(raw[4]),
       duplicates: Number(raw[5]),
     };
   }
 
-  /** Writes how claimed messages of `app` ended; returns, per record, whether the lease was still ours. */
-  async finish(app: string, records: readonly FinishRecord[]): Promise<boolean[]> {
-    if (records.length === 0) return [];
+  /**
+   * Writes how claimed messages of `app` ended and, with `start`, counts the run of the claimed
+   * message that starts next, in one atomic call (the call is written to the connection at once:
+   * it reaches Redis even if the handler that starts next kills the process). Returns, per
+   * record, whether it was written or why not (the lease moved on, the hash is gone …): a record
+   * is written only by the lease holder; and the start's outcome: the runs started, this one
+   * included, or why it is not held any more.
+   */
+  async finish(
+    app: string,
+    records: readonly FinishRecord[],
+    start?: { id: string; token: string },
+  ): Promise<{ outcomes: RecordOutcome[]; started?: number | Exclude<RecordOutcome, "written"> }> {
+    if (records.length === 0 && !start) return { outcomes: [] };
     const keys = [this.keys.processing(app), this.keys.inbox(app), this.keys.dead(app)];
-    const args: (string | number)[] = [this.config.messageTtlSeconds, this.config.outboxCap, STATUS.pending];
+    const args: (string | number | Buffer)[] = [
+      this.config.messageTtlSeconds,
+      this.config.outboxCap,
+      STATUS.pending,
+      STATUS.processing,
+      start ? start.token : "",
+    ];
+    if (start) keys.push(this.keys.message(start.id));
     for (const r of records) {
       keys.push(this.keys.message(r.id));
       args.push(
@@ -226,7 +297,7 @@ export class Mailbox {
         r.requeue ? "1" : "",
         r.retryAtMs === undefined ? "" : String(Math.round(r.retryAtMs)),
         r.attempts,
-        r.event === "RELEASE" ? 1 : 0,
+        r.giveBack ? "1" : "0",
         r.reply ? "1" : "0",
       );
       if (r.reply) {
@@ -245,44 +316,50 @@ export class Mailbox {
       }
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];
-    return result.map((n) => n === 1);
+    if (!start) return { outcomes: result.map(outcome) };
+    const code = Number(result[0]);
+    return {
+      started: code > 0 ? code : (outcome(code) as Exclude<RecordOutcome, "written">),
+      outcomes: result.slice(1).map(outcome),
+    };
   }
 
   /**
-   * The priority of the message at the top of `app`'s inbox, or null when it is empty. A
-   * member with a foreign score declares its priority in its JSON (it is re-scored at claim).
+   * The highest priority waiting in `app`'s inbox, or null when it is empty; members scored by
+   * someone else (the peers' `priority * 1000 + timestamp`, a bare ZADD) count for the priority
+   * they declare, as the next claim will score them.
    */
   async topPriority(app: string): Promise<Priority | null> {
-    const [member, score] = await this.redis.zrevrange(this.keys.inbox(app), 0, 0, "WITHSCORES");
-    if (member === undefined) return null;
-    const fromScore = priorityOfScore(Number(score));
-    if (fromScore !== null) return fromScore;
-    try {
-      const priority = (JSON.parse(member) as { priority?: unknown }).priority;
-      return isPriority(priority) ? priority : null;
-    } catch {
-      return null;
-    }
+    const top = Number(await this.scripts.run("peek", [this.keys.inbox(app)], [PEEK_FOREIGN]));
+    return top === 0 ? null : (top as Priority);
   }
 
-  /** Extends the leases of messages still held under `token`; returns how many were extended. */
-  async extend(app: string, token: string, held: readonly { id: string; member: string }[]): Promise<number> {
-    if (held.length === 0) return 0;
-    const args: (string | number)[] = [this.keys.messagePrefix(), token, this.config.leaseMs];
+  /**
+   * Extends the leases of messages held under `token`; returns, per message, "written" when it
+   * is still held (and now leased for another `leaseMs`), else why it is not.
+   */
+  async extend(
+    app: string,
+    token: string,
+    held: readonly { id: string; member: Buffer }[],
+  ): Promise<RecordOutcome[]> {
+    if (held.length === 0) return [];
+    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(), token, this.config.leaseMs];
     for (const h of held) args.push(h.id, h.member);
-    return Number(await this.scripts.run("extend", [this.keys.processing(app)], args));
+    return ((await this.scripts.run("extend", [this.keys.processing(app)], args)) as number[]).map(outcome);
   }
 
   /**
    * Returns to the inbox what sits in `app`'s processing set with an expired lease or a lease
-   * held by a dead process; returns how many.
+   * held by a dead process; returns how many. `selfNode`, the caller's process, is alive by
+   * definition: its leases are never taken for a dead holder's.
    */
-  async recover(app: string): Promise<number> {
+  async recover(app: string, selfNode: string): Promise<number> {
     return Number(
       await this.scripts.run(
         "recover",
         [this.keys.inbox(app), this.keys.processing(app)],
-        [this.keys.messagePrefix(), this.keys.heartbeat(""), STATUS.released, CLAIM_REPAIR_BATCH],
+        [this.keys.messagePrefix(), this.keys.heartbeat(""), STATUS.released, CLAIM_REPAIR_BATCH, selfNode],
       ),
     );
   }

@@ -1,116 +1,372 @@
 /**
- * Presence. `status:<app>` keeps the peers' three fields (status, last_seen, app_id) and adds
- * `heartbeat`: the name of a key that lives only while the owning process does. One key per
- * process, refreshed on a timer, so an idle process costs one command per interval whatever
- * its number of actors; an app whose heartbeat key is gone is not online even though it never
- * wrote `offline`. A peer's hash has no heartbeat, so its own word is taken.
+ * Presence. `status:<app>` keeps the peers' three fields (status, last_seen, app_id) and adds,
+ * for every redactor process serving the app, a `serving:<node>` field naming that process's
+ * heartbeat key: a key that lives only while the process does (src/heartbeat.ts keeps it from
+ * a worker thread). An app is online while its hash says `online` and one of the processes it
+ * lists is alive, so two processes serving one app id keep it online until the last one stops
+ * (src/lua/leave.lua). `heartbeat` and `node` name one of them, for readers that know no
+ * `serving:*` fields. A peer's hash names no heartbeat, so its own word is taken.
+ *
+ * Presence repairs itself without waiting for a reconnect: every heartbeat period one EXISTS over
+ * the hashes of all local apps (one command, whatever their number) notices a lost hash (FLUSHALL,
+ * DEL, a restart without data); then, and whenever the heartbeat key itself had to be written
+ * again (Redis lost data), and every FULL_CHECK_MIN_MS as a backstop, one script call per
+ * APPS_PER_CALL apps (src/lua/announce.lua) reads every hash and writes again those that are
+ * missing or wrong (`offline`, this process not listed).
  */
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { type Clock, monotonicWallMs } from "./clock.js";
+import type { SystemEventEmitter } from "./events.js";
+import { type BeatResult, Heartbeat } from "./heartbeat.js";
 import type { Keyspace } from "./keyspace.js";
+import { Scripts } from "./scripts.js";
 
 /** Written to `status:<app>.ordering` by redactor inboxes: senders then use the canonical score. */
 export const ORDERING_FIELD = "ordering";
 /** The canonical ordering's name. */
 export const ORDERING_CANONICAL = "fifo-v1";
+/** Prefix of the field that lists one serving process: `serving:<node>` = its heartbeat key. */
+export const SERVING_FIELD_PREFIX = "serving:";
+
+/** Outcome codes of src/lua/leave.lua, per app. */
+export const LEAVE_OUTCOME = {
+  /** Still online: another live process serves the app. */
+  stillServed: 0,
+  /** Marked offline: no live process serves it. */
+  offline: 1,
+  /** No hash (lost): nothing written, so no process still serving it is marked offline. */
+  gone: 2,
+} as const;
+
+/** Apps per script call: each call is one short step for Redis, even for thousands of apps. */
+const APPS_PER_CALL = 1000;
+
+/**
+ * The backstop: every hash is read (not only checked for existence) at least this often, ms, or
+ * every 30 heartbeat periods when that is longer.
+ */
+const FULL_CHECK_MIN_MS = 60_000;
+
+/** After the first failed beat in a row, every how many more failures a log line is written. */
+const LOG_EVERY_FAILURES = 10;
 
 /** What `system.status(app)` returns. */
 export interface AppStatus {
   app: string;
   /** The hash's `status` field as written (`online`, `offline`, or whatever a peer wrote). */
   status: string | null;
-  /** Online: says `online` and, when it has a heartbeat, the heartbeat is fresh. */
+  /** Online: says `online` and, when it names heartbeats, one of them is fresh. */
   online: boolean;
-  /** `alive` / `stale` for heartbeating apps, `none` for peers that do not heartbeat. */
+  /** `alive` / `stale` for heartbeating apps (alive when any serving process is), `none` for peers. */
   heartbeat: "alive" | "stale" | "none";
-  /** Unix seconds of the last heartbeat, else of `last_seen`, else null. */
+  /** Unix seconds of the latest live heartbeat, else of `last_seen`, else null. */
   lastSeen: number | null;
+  /** Node ids of the redactor processes serving the app whose heartbeat is alive. */
+  nodes: string[];
   /** Every field of the hash. */
   fields: Record<string, string>;
 }
 
-function nowSeconds(): string {
-  return (Date.now() / 1000).toFixed(3);
+/** How a Presence is set up. */
+export interface PresenceOptions {
+  /** The system's command connection. */
+  redis: Redis;
+  keys: Keyspace;
+  /** This process's node id. */
+  nodeId: string;
+  /** Heartbeat period, ms; the key lives three periods. */
+  heartbeatMs: number;
+  /** Redis' clock (last_seen, the heartbeat's value). */
+  clock: Clock & { readonly offset: number };
+  log: Logger;
+  events: SystemEventEmitter;
 }
 
 /** Presence of the actors of one process. */
 export class Presence {
-  private timer: NodeJS.Timeout | undefined;
   readonly heartbeatKey: string;
+  readonly nodeId: string;
+  private readonly redis: Redis;
+  private readonly keys: Keyspace;
+  private readonly scripts: Scripts;
+  private readonly heartbeat: Heartbeat;
+  /** The apps this process announced online, by app id. */
+  private readonly apps = new Set<string>();
+  private repairTimer: NodeJS.Timeout | undefined;
+  private repairing = false;
+  /** Read every hash at the next period (the heartbeat key had to be written again). */
+  private fullCheckDue = false;
+  private lastFullCheck = 0;
+  private beating = false;
+  private failures = 0;
+  private firstFailureAt = 0;
+  private refreshedByExpire = false;
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly keys: Keyspace,
-    readonly nodeId: string,
-    /** Heartbeat period, ms; the key lives three periods. */
-    private readonly intervalMs: number,
-  ) {
-    this.heartbeatKey = keys.heartbeat(nodeId);
+  constructor(private readonly options: PresenceOptions) {
+    this.redis = options.redis;
+    this.keys = options.keys;
+    this.nodeId = options.nodeId;
+    this.heartbeatKey = options.keys.heartbeat(options.nodeId);
+    this.scripts = new Scripts(options.redis);
+    const redisOptions = options.redis.options;
+    this.heartbeat = new Heartbeat(
+      {
+        redis: {
+          ...redisOptions,
+          connectionName: `${redisOptions.connectionName ?? "redactor"}:heartbeat`,
+        },
+        key: this.heartbeatKey,
+        periodMs: options.heartbeatMs,
+        offsetMs: options.clock.offset,
+      },
+      {
+        beat: (result) => this.onBeat(result),
+        threadFailed: (err) => {
+          options.log.error({ err }, "the heartbeat thread failed; starting it again");
+          this.onBeat({ ok: false, error: `heartbeat thread failed: ${err.message}` });
+        },
+      },
+    );
   }
 
-  /** Writes the heartbeat now and then every interval. */
+  private nowSeconds(): string {
+    return (this.options.clock.nowMs() / 1000).toFixed(3);
+  }
+
+  /**
+   * Starts the heartbeat thread (resolves after its first beat; throws HeartbeatError when it
+   * cannot beat) and the repair of local apps' presence every heartbeat period.
+   */
   async start(): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => {
-      this.beat().catch(() => {
-        // The connection is down; the next beat after reconnecting refreshes it.
-      });
-    }, this.intervalMs);
-    this.timer.unref();
+    await this.heartbeat.start();
+    this.beating = true;
+    this.lastFullCheck = monotonicWallMs();
+    this.repairTimer = setInterval(() => void this.repair(), this.options.heartbeatMs);
+    this.repairTimer.unref();
   }
 
-  /** Refreshes this process's heartbeat key. */
-  async beat(): Promise<void> {
-    await this.redis.set(this.heartbeatKey, nowSeconds(), "PX", this.intervalMs * 3);
+  /** Redis' clock was measured again: the heartbeat's value follows. */
+  clockMoved(): void {
+    this.heartbeat.setOffset(this.options.clock.offset);
   }
 
-  /** Stops the timer and deletes the heartbeat key. */
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.redis.del(this.heartbeatKey);
+  /** Refreshes the heartbeat now (after a reconnect) rather than at the next period. */
+  beatNow(): void {
+    this.heartbeat.beatNow();
   }
 
-  /** Marks `app` online, owned by this process. */
+  private onBeat(result: BeatResult): void {
+    const { log, events } = this.options;
+    if (!result.ok) {
+      this.failures += 1;
+      if (this.failures === 1) this.firstFailureAt = monotonicWallMs();
+      const failures = this.failures;
+      if (failures === 1 || failures % LOG_EVERY_FAILURES === 0) {
+        log.warn(
+          { node: this.nodeId, error: result.error, failures },
+          `heartbeat failed; after ${3 * this.options.heartbeatMs} ms without one, other processes ` +
+            "take this process for dead and run its messages again; check Redis (reachable, not over maxmemory)",
+        );
+      }
+      events.emit("heartbeat.failed", { node: this.nodeId, error: result.error, failures });
+      return;
+    }
+    if (this.failures > 0) {
+      const failures = this.failures;
+      const downMs = monotonicWallMs() - this.firstFailureAt;
+      this.failures = 0;
+      log.info({ node: this.nodeId, failures, downMs }, "heartbeat restored");
+      events.emit("heartbeat.recovered", { node: this.nodeId, failures, downMs });
+    }
+    // The key was gone while this process lived: Redis lost data, so may its presence hashes.
+    if (result.refreshed === "created" && this.beating) this.fullCheckDue = true;
+    const byExpire = result.refreshed === "pexpire";
+    if (byExpire !== this.refreshedByExpire) {
+      this.refreshedByExpire = byExpire;
+      if (byExpire) {
+        log.warn(
+          { node: this.nodeId },
+          "Redis is over maxmemory and refuses writes; the heartbeat is kept alive with PEXPIRE " +
+            "until it accepts them again (raise maxmemory or free memory)",
+        );
+      } else {
+        log.info({ node: this.nodeId }, "Redis accepts writes again; the heartbeat is written normally");
+      }
+    }
+  }
+
+  private announceArgs(mode: "force" | "repair", apps: readonly string[]): (string | number)[] {
+    return [mode, this.nodeId, this.heartbeatKey, this.nowSeconds(), ORDERING_CANONICAL, ...apps];
+  }
+
+  private async announce(mode: "force" | "repair", apps: readonly string[]): Promise<string[]> {
+    const written: string[] = [];
+    for (let i = 0; i < apps.length; i += APPS_PER_CALL) {
+      const chunk = apps.slice(i, i + APPS_PER_CALL);
+      const positions = (await this.scripts.run(
+        "announce",
+        chunk.map((app) => this.keys.status(app)),
+        this.announceArgs(mode, chunk),
+      )) as number[];
+      for (const p of positions) written.push(chunk[Number(p) - 1] as string);
+    }
+    return written;
+  }
+
+  /** Marks `app` online, served by this process (among any others that serve it). */
   async online(app: string): Promise<void> {
-    await this.redis.hset(this.keys.status(app), {
-      status: "online",
-      last_seen: nowSeconds(),
-      app_id: app,
-      heartbeat: this.heartbeatKey,
-      [ORDERING_FIELD]: ORDERING_CANONICAL,
-      node: this.nodeId,
-    });
+    this.apps.add(app);
+    await this.announce("force", [app]);
   }
 
-  /** Marks `app` offline (it keeps its ordering: its inbox is still a redactor inbox). */
+  /** Writes again the presence of every local app (after a reconnect: Redis may have lost it). */
+  async reannounce(): Promise<void> {
+    await this.announce("force", [...this.apps]);
+  }
+
+  /**
+   * Runs every heartbeat period: one EXISTS over the hashes of the local apps; when one is gone
+   * (or a full check is due) one script call per APPS_PER_CALL apps writes again those that are
+   * missing or wrong. Emits `presence.repaired` when any was written; resolves with them.
+   */
+  async repair(): Promise<string[]> {
+    if (this.repairing || this.apps.size === 0 || this.redis.status !== "ready") return [];
+    this.repairing = true;
+    try {
+      const apps = [...this.apps];
+      const now = monotonicWallMs();
+      const full =
+        this.fullCheckDue ||
+        now - this.lastFullCheck >= Math.max(FULL_CHECK_MIN_MS, 30 * this.options.heartbeatMs);
+      if (!full && (await this.redis.exists(...apps.map((app) => this.keys.status(app)))) === apps.length) {
+        return [];
+      }
+      this.fullCheckDue = false;
+      this.lastFullCheck = now;
+      const repaired = await this.announce("repair", apps);
+      // An app that left while the call was in flight was written back: leave it again.
+      const left = repaired.filter((app) => !this.apps.has(app));
+      if (left.length > 0) await this.leave(left);
+      const fixed = repaired.filter((app) => this.apps.has(app));
+      if (fixed.length > 0) {
+        this.options.log.warn(
+          { apps: fixed.slice(0, 20), count: fixed.length },
+          "presence was missing or wrong in Redis (flushed, deleted, restarted without data); written again",
+        );
+        this.options.events.emit("presence.repaired", { apps: fixed });
+      }
+      return fixed;
+    } catch (err) {
+      this.fullCheckDue = true;
+      this.options.log.debug({ err }, "presence repair failed; trying again next period");
+      return [];
+    } finally {
+      this.repairing = false;
+    }
+  }
+
+  /**
+   * This process stops serving `apps`: each is marked offline unless another live process still
+   * serves it. Resolves with the apps marked offline.
+   */
+  async leave(apps: readonly string[]): Promise<string[]> {
+    for (const app of apps) this.apps.delete(app);
+    const offline: string[] = [];
+    for (let i = 0; i < apps.length; i += APPS_PER_CALL) {
+      const chunk = apps.slice(i, i + APPS_PER_CALL);
+      const outcomes = (await this.scripts.run(
+        "leave",
+        chunk.map((app) => this.keys.status(app)),
+        [this.nodeId, this.heartbeatKey, this.nowSeconds(), ...chunk],
+      )) as number[];
+      for (const [j, outcome] of outcomes.entries()) {
+        if (Number(outcome) === LEAVE_OUTCOME.offline) offline.push(chunk[j] as string);
+      }
+    }
+    return offline;
+  }
+
+  /** Marks `app` offline, unless another live process serves it. */
   async offline(app: string): Promise<void> {
-    await this.redis.hset(this.keys.status(app), { status: "offline", last_seen: nowSeconds() });
+    await this.leave([app]);
+  }
+
+  /** Stops the repair and the heartbeat thread (no beat after this); Redis is not touched. */
+  async halt(): Promise<void> {
+    clearInterval(this.repairTimer);
+    this.repairTimer = undefined;
+    await this.heartbeat.stop();
+  }
+
+  /** Stops the repair and the heartbeat thread, then deletes the heartbeat key. */
+  async stop(): Promise<void> {
+    await this.halt();
+    await this.redis.del(this.heartbeatKey);
   }
 }
 
-function toStatus(app: string, fields: Record<string, string>, beat: string | null | undefined): AppStatus {
-  const hasHeartbeat = fields.heartbeat !== undefined && fields.heartbeat !== "";
-  const heartbeat = !hasHeartbeat ? "none" : beat ? "alive" : "stale";
+/** The heartbeat keys a hash names: its serving processes', and the `heartbeat` field. */
+function heartbeatKeysOf(fields: Record<string, string>): string[] {
+  const found: string[] = [];
+  for (const [field, value] of Object.entries(fields)) {
+    if (value !== "" && (field === "heartbeat" || field.startsWith(SERVING_FIELD_PREFIX))) {
+      if (!found.includes(value)) found.push(value);
+    }
+  }
+  return found;
+}
+
+function toStatus(
+  app: string,
+  fields: Record<string, string>,
+  beats: ReadonlyMap<string, string | null>,
+): AppStatus {
+  const named = heartbeatKeysOf(fields);
+  let latest: number | null = null;
+  for (const key of named) {
+    const value = beats.get(key);
+    if (value === null || value === undefined) continue;
+    const seconds = Number(value);
+    if (Number.isFinite(seconds) && (latest === null || seconds > latest)) latest = seconds;
+  }
+  const alive = named.some((key) => beats.get(key) != null);
+  const heartbeat = named.length === 0 ? "none" : alive ? "alive" : "stale";
   const said = fields.status ?? null;
-  // The process heartbeat speaks for the app only while the app says it is online.
-  const lastSeenText = (said === "online" ? beat : undefined) ?? fields.last_seen;
-  const lastSeen = lastSeenText === undefined ? null : Number(lastSeenText);
+  const nodes: string[] = [];
+  for (const [field, value] of Object.entries(fields)) {
+    if (field.startsWith(SERVING_FIELD_PREFIX) && beats.get(value) != null) {
+      nodes.push(field.slice(SERVING_FIELD_PREFIX.length));
+    }
+  }
+  // The heartbeats speak for the app only while the app says it is online.
+  const own = fields.last_seen === undefined ? null : Number(fields.last_seen);
+  const lastSeen = said === "online" && latest !== null ? latest : own;
   return {
     app,
     status: said,
     online: said === "online" && heartbeat !== "stale",
     heartbeat,
     lastSeen: lastSeen === null || Number.isNaN(lastSeen) ? null : lastSeen,
+    nodes,
     fields,
   };
+}
+
+/** The values of `keys` (heartbeat keys) in one MGET. */
+async function readBeats(redis: Redis, keys: readonly string[]): Promise<Map<string, string | null>> {
+  const beats = new Map<string, string | null>();
+  if (keys.length === 0) return beats;
+  const values = await redis.mget(...keys);
+  for (const [i, k] of keys.entries()) beats.set(k, values[i] ?? null);
+  return beats;
 }
 
 /** The presence of one app, or null when it has no status hash. */
 export async function readStatus(redis: Redis, keys: Keyspace, app: string): Promise<AppStatus | null> {
   const fields = await redis.hgetall(keys.status(app));
   if (Object.keys(fields).length === 0) return null;
-  const beat = fields.heartbeat ? await redis.get(fields.heartbeat) : undefined;
-  return toStatus(app, fields, beat);
+  return toStatus(app, fields, await readBeats(redis, heartbeatKeysOf(fields)));
 }
 
 /** The presence of every app that has a status hash, found with SCAN (never KEYS). */
@@ -127,18 +383,8 @@ export async function scanStatuses(redis: Redis, keys: Keyspace): Promise<AppSta
   const pipeline = redis.pipeline();
   for (const key of statusKeys) pipeline.hgetall(key);
   const hashes = ((await pipeline.exec()) ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
-  const beatKeys = [...new Set(hashes.map((h) => h.heartbeat).filter((k): k is string => !!k))];
-  const beats = new Map<string, string | null>();
-  if (beatKeys.length > 0) {
-    const values = await redis.mget(...beatKeys);
-    for (const [i, k] of beatKeys.entries()) beats.set(k, values[i] ?? null);
-  }
-  return statusKeys.map((key, i) => {
-    const fields = hashes[i] ?? {};
-    return toStatus(
-      keys.appFromStatusKey(key),
-      fields,
-      fields.heartbeat ? beats.get(fields.heartbeat) : undefined,
-    );
-  });
+  const beatKeys = new Set<string>();
+  for (const hash of hashes) for (const key of heartbeatKeysOf(hash)) beatKeys.add(key);
+  const beats = await readBeats(redis, [...beatKeys]);
+  return statusKeys.map((key, i) => toStatus(keys.appFromStatusKey(key), hashes[i] ?? {}, beats));
 }

@@ -10,6 +10,7 @@
  * written by someone else and is re-scored from the message itself before it is claimed.
  * `src/lua/includes/score.lua` is the same formula for the scripts.
  */
+import { localClock } from "./clock.js";
 
 /** Message priorities of the wire protocol; higher runs first. */
 export const Priority = {
@@ -53,16 +54,11 @@ export function wireScore(priority: Priority, timestampSeconds: number): number 
   return priority * 1000 + timestampSeconds;
 }
 
-let lastUs = 0;
-
 /**
- * Microseconds since the Unix epoch, strictly increasing within this process, so that two
- * messages sent in the same microsecond still keep their order.
+ * Microseconds since the Unix epoch by the local wall clock, strictly increasing within this
+ * process, so that two messages sent in the same microsecond still keep their order. A running
+ * system stamps its messages with its own clock instead (Redis' time, src/clock.ts).
  */
 export function monotonicMicros(): number {
-  // Date.now() follows corrections of the wall clock (NTP on a board without a real-time
-  // clock); performance.now() only adds the sub-millisecond part.
-  const now = Date.now() * 1000 + Math.floor((performance.now() % 1) * 1000);
-  lastUs = now > lastUs ? now : lastUs + 1;
-  return lastUs;
+  return localClock.nowMicros();
 }

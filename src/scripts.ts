@@ -1,16 +1,27 @@
 /**
  * Loads the Lua commands in `src/lua/` once per connection and calls them by SHA. A server
- * that forgot its scripts (restart, SCRIPT FLUSH, failover) answers NOSCRIPT; the script is
- * then loaded again and the call repeated once.
+ * that forgot its scripts (restart, SCRIPT FLUSH, failover) answers NOSCRIPT, which means the
+ * script did not run; the call is then made with EVAL and the script's source, which runs it
+ * whatever the cache holds (and caches it again), so a flush at any moment never fails a call
+ * and never runs a script twice.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 /** The Lua commands, one `.lua` file each. */
-export type ScriptName = "send" | "claim" | "finish" | "extend" | "recover";
+export type ScriptName = "send" | "claim" | "finish" | "extend" | "recover" | "peek" | "announce" | "leave";
 
-const SCRIPT_NAMES: readonly ScriptName[] = ["send", "claim", "finish", "extend", "recover"];
+const SCRIPT_NAMES: readonly ScriptName[] = [
+  "send",
+  "claim",
+  "finish",
+  "extend",
+  "recover",
+  "peek",
+  "announce",
+  "leave",
+];
 
 function readLua(name: string): string {
   return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), "utf8");
@@ -49,15 +60,40 @@ export class Scripts {
     await Promise.all(SCRIPT_NAMES.map((name) => this.redis.script("LOAD", script(name).source)));
   }
 
-  /** Runs one script by SHA. */
-  async run(name: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  /** Runs one script by SHA; replies come back as strings (bulk strings decoded as UTF-8). */
+  async run(
+    name: ScriptName,
+    keys: readonly (string | Buffer)[],
+    args: readonly (string | number | Buffer)[],
+  ): Promise<unknown> {
     const { sha, source } = script(name);
     try {
       return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-      await this.redis.script("LOAD", source);
-      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+      if (!isNoScript(err)) throw err;
+      return await this.redis.eval(source, keys.length, ...keys, ...args);
     }
   }
+
+  /**
+   * Runs one script by SHA; bulk-string replies come back as Buffers, byte for byte (members
+   * are opaque bytes: decoding them as UTF-8 would alter any that are not valid UTF-8).
+   */
+  async runBuffer(
+    name: ScriptName,
+    keys: readonly (string | Buffer)[],
+    args: readonly (string | number | Buffer)[],
+  ): Promise<unknown> {
+    const { sha, source } = script(name);
+    try {
+      return await this.redis.callBuffer("EVALSHA", sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return await this.redis.callBuffer("EVAL", source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("NOSCRIPT");
 }

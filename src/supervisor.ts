@@ -8,8 +8,10 @@
  */
 import type { ActorDefinition, RestartType } from "./actor.js";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
-import { RedactorError } from "./errors.js";
+import { InvalidOptionError, RedactorError } from "./errors.js";
 import type { SystemEvents } from "./events.js";
+import { checkId } from "./ids.js";
+import { checkBackoff, checkNumber, checkOneOf, requireObject } from "./options.js";
 
 /** OTP restart strategies. */
 export type SupervisorStrategy = "one_for_one" | "one_for_all" | "rest_for_one";
@@ -66,6 +68,7 @@ export interface SupervisorRef {
 
 /** Describes a supervisor (OTP semantics; see SupervisorOptions for the defaults). */
 export function supervisor(options: SupervisorOptions): SupervisorSpec {
+  checkSupervisorOptions(options);
   return {
     kind: "supervisor",
     id: options.id,
@@ -76,6 +79,49 @@ export function supervisor(options: SupervisorOptions): SupervisorSpec {
     restart: options.restart ?? "permanent",
     children: options.children,
   };
+}
+
+/**
+ * Checks a supervisor's own options (not its children's): id, strategy, intensity, backoff.
+ * @throws InvalidIdError for the id, InvalidOptionError for an option.
+ */
+function checkSupervisorOptions(options: SupervisorOptions): void {
+  requireObject("supervisor options", options);
+  // A supervisor's id names it in logs and events only: no key is built from it.
+  checkId(options.id, "supervisor id", { reserved: false });
+  const at = (option: string) => `${option} of supervisor "${options.id}"`;
+  const strategies = ["one_for_one", "one_for_all", "rest_for_one"];
+  checkOneOf(at("strategy"), options.strategy, strategies, '"one_for_one"');
+  checkNumber(at("maxRestarts"), options.maxRestarts, { integer: true, min: 0 }, "3");
+  checkNumber(at("withinMs"), options.withinMs, { above: 0, unit: "ms" }, "5000");
+  checkBackoff(at("backoff"), options.backoff);
+  checkOneOf(at("restart"), options.restart, ["permanent", "transient", "temporary"], '"permanent"');
+  if (!Array.isArray(options.children)) {
+    throw new InvalidOptionError(
+      at("children"),
+      options.children,
+      `invalid option ${at("children")}: it must be an array of actor definitions and supervisors`,
+    );
+  }
+}
+
+/**
+ * Checks a spec and everything under it before anything starts, so that a bad id deep in a
+ * tree does not leave half of it running: every supervisor's options and, through
+ * `checkActor`, every actor definition.
+ * @throws InvalidIdError or InvalidOptionError
+ */
+export function checkSpecTree(spec: ChildSpec, checkActor: (definition: ActorDefinition) => void): void {
+  if (spec === null || typeof spec !== "object") {
+    const what = "spawn takes an actor definition (defineActor) or a supervisor spec (supervisor)";
+    throw new InvalidOptionError("spec", spec, what);
+  }
+  if (!isSupervisorSpec(spec)) {
+    checkActor(spec);
+    return;
+  }
+  checkSupervisorOptions(spec);
+  for (const child of spec.children) checkSpecTree(child, checkActor);
 }
 
 /** True when `spec` is a supervisor rather than an actor. */

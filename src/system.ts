@@ -7,29 +7,50 @@
 import { hostname } from "node:os";
 import { Redis, type RedisOptions } from "ioredis";
 import { type Logger, pino } from "pino";
-import type {
-  ActorDefinition,
-  ActorRef,
-  AskOptions,
-  Protocol,
-  TellOptions,
-  UntypedProtocol,
+import {
+  type ActorDefinition,
+  type ActorRef,
+  type AskOptions,
+  checkActorDefinition,
+  type Protocol,
+  type TellOptions,
+  type UntypedProtocol,
 } from "./actor.js";
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
+import { RedisClock } from "./clock.js";
+import { describeTarget, explainCommandFailure, openRedis } from "./connection.js";
 import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
-import { AskTimeoutError, DuplicateActorError, RedisUnavailableError, SystemStoppedError } from "./errors.js";
+import {
+  AskFailedError,
+  AskTimeoutError,
+  DuplicateActorError,
+  EvictionPolicyError,
+  InvalidOptionError,
+  RedisUnavailableError,
+  SystemStoppedError,
+} from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
+import { checkId } from "./ids.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
 import { type EncodedMessage, Mailbox, type MailboxOptions, mailboxConfig } from "./mailbox.js";
+import {
+  checkBoolean,
+  checkNumber,
+  checkObject,
+  checkOneOf,
+  MAX_TIMER_MS,
+  requireObject,
+} from "./options.js";
 import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
 import type { Priority } from "./priority.js";
 import {
   type Child,
   type ChildSpec,
+  checkSpecTree,
   type ExitListener,
   type ExitReason,
   isSupervisorSpec,
@@ -106,6 +127,14 @@ export interface SystemOptions extends MailboxOptions {
    */
   keyspaceEvents?: boolean;
   /**
+   * Refuse to start (EvictionPolicyError) when Redis' `maxmemory-policy` evicts keys (anything
+   * but `noeviction`): eviction silently deletes inboxes, leases and presence. With `false` such
+   * a policy is only logged as a warning. Where `CONFIG GET` is not allowed (managed Redis) the
+   * policy cannot be read and nothing is checked.
+   * @default false
+   */
+  requireNoEviction?: boolean;
+  /**
    * Shut down gracefully on SIGINT and SIGTERM, then exit the process (for runnable programs).
    * @default false
    */
@@ -164,13 +193,18 @@ function redisFrom(
     connectionName: `redactor:${appId}`,
   };
   if (typeof option === "object") {
-    return {
-      client: new Redis({ ...base, ...option }),
-      where: `${option.host ?? "127.0.0.1"}:${option.port ?? 6379}`,
-    };
+    return { client: new Redis({ ...base, ...option }), where: describeTarget(option, undefined) };
   }
   const url = option ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  return { client: new Redis(url, base), where: url.replace(/\/\/[^@/]*@/, "//***@") };
+  return { client: new Redis(url, base), where: describeTarget(url, url) };
+}
+
+/**
+ * The Batcher group of the sends from `sender` to `recipient`: a JSON array, which no two
+ * different pairs share whatever characters their ids hold.
+ */
+function sendGroup(sender: string, recipient: string): string {
+  return JSON.stringify([sender, recipient]);
 }
 
 class Ref implements ActorRef {
@@ -203,13 +237,27 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private readonly takeReply = (message: Envelope) => this.asks.offer(message);
   /** Concurrent sends from one sender to one recipient go to Redis as one script call. */
   private readonly sends = new Batcher<EncodedMessage, number[]>((batch) => this.mailbox.send(batch), 256);
+  /**
+   * Sends Redis has not answered yet (tells, asks, broadcasts), each with what rejects it: at
+   * shutdown those still waiting (Redis down or paused) reject with SystemStoppedError.
+   */
+  private readonly sendsInFlight = new Map<Promise<unknown>, () => void>();
+  /** `spawn` calls still starting: shutdown waits for them, then stops what they started. */
+  private readonly spawning = new Set<Promise<unknown>>();
+  /** Set when shutdown starts stopping the supervision tree; a spawn ending later stops its own child. */
+  private treeStopped = false;
   private readonly presence: Presence;
+  /** Redis' clock, read locally: every timestamp this system writes follows it. */
+  readonly clock: RedisClock;
+  private readonly requireNoEviction: boolean;
   private readonly wakeups: Wakeups;
   private readonly cells = new Map<string, ActorCell>();
   private systemCell: ActorCell | undefined;
   private readonly root: SupervisorRuntime;
   private stopping: Promise<void> | undefined;
   private readonly askTimeoutMs: number;
+  /** How old a lease confirmation may be when a cell starts a message, ms. */
+  private readonly leaseConfirmMs: number;
   readonly shutdownTimeoutMs: number;
   private readonly failWhenDisconnected: boolean;
   private markStopped: () => void = () => {};
@@ -231,7 +279,20 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.askTimeoutMs = options.askTimeoutMs ?? 5000;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.failWhenDisconnected = options.whenDisconnected === "fail";
-    this.presence = new Presence(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000);
+    this.requireNoEviction = options.requireNoEviction ?? false;
+    this.clock = new RedisClock(cmd, () => this.presence.clockMoved());
+    // Leases are confirmed at least once per heartbeat period while held: a process frozen long
+    // enough to be taken for dead then finds out before it starts anything else.
+    this.leaseConfirmMs = Math.min(this.mailbox.config.leaseMs / 3, options.heartbeatMs ?? 2000);
+    this.presence = new Presence({
+      redis: cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      heartbeatMs: options.heartbeatMs ?? 2000,
+      clock: this.clock,
+      log: this.log,
+      events: this.events,
+    });
     this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
       sweepMs: options.sweepMs ?? 1000,
       channels: {
@@ -240,6 +301,18 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       },
       onReconnect: () => void this.reannounce(),
       keyspaceEvents: options.keyspaceEvents ?? true,
+      nodeId: this.nodeId,
+      refused: (channels, err) => {
+        this.log.warn(
+          { channels, err },
+          channels === "keyspace"
+            ? "Redis refused the keyspace notification channels (ACL); a bare ZADD is found by the " +
+                "sweep instead (within sweepMs); allow &__keyspace@*__:queue:* to be woken at once"
+            : "Redis refused actor wake-up channels (ACL); messages are found by the sweep instead " +
+                "(within sweepMs); allow &channel:* (see README, least privileges)",
+        );
+        this.events.emit("subscription.refused", { channels, error: err.message });
+      },
     });
     const intensity = options.rootIntensity ?? { maxRestarts: 10, withinMs: 60_000 };
     this.root = new SupervisorRuntime(this, supervisor({ id: "root", ...intensity, children: [] }), {
@@ -248,17 +321,37 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   /**
-   * After a reconnect: Redis may have restarted without its data, so write this process's
-   * heartbeat and its actors' presence again.
+   * After a reconnect: Redis may have restarted without its data (or be another server after a
+   * failover, with another clock), so measure its clock and write this process's heartbeat and
+   * its actors' presence again.
    */
   private async reannounce(): Promise<void> {
     if (this.stopping) return;
+    this.presence.beatNow();
     try {
-      await this.presence.beat();
-      await Promise.all([...this.cells.keys(), this.appId].map((id) => this.presence.online(id)));
+      await this.clock.sync();
+      await this.presence.reannounce();
     } catch (err) {
       this.log.warn({ err }, "could not re-announce presence after reconnecting");
     }
+  }
+
+  /**
+   * Warns (or, with requireNoEviction, throws EvictionPolicyError) when Redis evicts keys under
+   * memory pressure. Skipped where CONFIG GET is not allowed.
+   */
+  private async checkEvictionPolicy(): Promise<void> {
+    let policy: string | undefined;
+    try {
+      [, policy] = (await this.cmd.config("GET", "maxmemory-policy")) as string[];
+    } catch (err) {
+      this.log.debug({ err }, "cannot read maxmemory-policy (CONFIG GET not allowed); not checked");
+      return;
+    }
+    if (policy === undefined || policy === "noeviction") return;
+    const error = new EvictionPolicyError(policy);
+    if (this.requireNoEviction) throw error;
+    this.log.warn({ policy }, error.message);
   }
 
   get system(): ActorSystem {
@@ -266,7 +359,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   async start(): Promise<void> {
+    await this.checkEvictionPolicy();
     await this.mailbox.load();
+    await this.clock.start();
     const existing = await readStatus(this.cmd, this.keys, this.appId);
     if (existing?.online && existing.heartbeat === "alive") {
       // Both would serve this inbox and take each other's ask replies.
@@ -277,16 +372,26 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       );
     }
     await this.presence.start();
-    await this.wakeups.start();
-    await this.root.start();
-    await this.startSystemCell();
+    try {
+      await this.wakeups.start();
+      await this.root.start();
+      await this.startSystemCell();
+    } catch (err) {
+      // No heartbeat thread or clock timer outlives a system that failed to start.
+      this.wakeups.stop();
+      this.clock.stop();
+      await this.presence.halt();
+      throw err;
+    }
   }
 
   refFrom(sender: string, target: string): ActorRef {
+    this.keys.checkApp(target, "ref id");
     return new Ref(this, sender, target);
   }
 
   ref<P extends Protocol<P> = UntypedProtocol>(id: string): ActorRef<P> {
+    this.keys.checkApp(id, "ref id");
     return new Ref(this, this.appId, id) as unknown as ActorRef<P>;
   }
 
@@ -297,12 +402,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     payload: unknown,
     options: TellOptions = {},
   ): Promise<string> {
-    if (this.stopping) throw new SystemStoppedError(`send "${type}" to "${recipient}"`);
-    this.checkConnected(`send "${type}" to "${recipient}"`);
-    const env = createEnvelope({ sender, recipient, type, payload, ...options });
-    const { result: skipped, index } = await this.sends.add(
-      `${sender}\n${recipient}`,
-      this.mailbox.encode(env),
+    const what = `send "${type}" to "${recipient}"`;
+    if (this.stopping) throw new SystemStoppedError(what);
+    this.checkConnected(what);
+    const env = createEnvelope({ sender, recipient, type, payload, ...options }, this.clock);
+    // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
+    const encoded = this.mailbox.encode(env);
+    const { result: skipped, index } = await this.untilStopped(
+      this.sends.add(sendGroup(sender, recipient), encoded),
+      what,
     );
     if (skipped.includes(index)) {
       this.log.debug(
@@ -316,27 +424,27 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   async ask(recipient: string, type: string, payload: unknown, options: AskOptions = {}): Promise<unknown> {
-    if (this.stopping) throw new SystemStoppedError(`ask "${type}" of "${recipient}"`);
-    this.checkConnected(`ask "${type}" of "${recipient}"`);
+    const what = `ask "${type}" of "${recipient}"`;
+    if (this.stopping) throw new SystemStoppedError(what);
+    this.checkConnected(what);
     const timeoutMs = options.timeoutMs ?? this.askTimeoutMs;
-    const env = createEnvelope({
-      sender: this.appId,
-      recipient,
-      type,
-      payload,
-      priority: options.priority,
-      timeoutMs,
-    });
+    const env = createEnvelope(
+      {
+        sender: this.appId,
+        recipient,
+        type,
+        payload,
+        priority: options.priority,
+        timeoutMs,
+      },
+      this.clock,
+    );
+    // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
     const encoded = this.mailbox.encode(env);
     const started = performance.now();
-    const reply = this.asks.wait(env.id, recipient, type, timeoutMs, options.match);
-    try {
-      await this.sends.add(`${this.appId}\n${recipient}`, encoded);
-      this.emitSent(env);
-    } catch (err) {
-      this.asks.fail(env.id, err as Error);
-    }
-    return reply.then(
+    // The outcome's handlers are attached before anything is awaited: the timeout may fire
+    // while the send is still held up (Redis paused or down), and must reach the caller.
+    const outcome = this.asks.wait(env.id, recipient, type, timeoutMs, options.match).then(
       (payload) => {
         this.events.emit("ask.replied", {
           id: env.id,
@@ -349,9 +457,33 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       (err: unknown) => {
         if (err instanceof AskTimeoutError)
           this.events.emit("ask.timeout", { id: env.id, recipient, type, timeoutMs });
+        else if (err instanceof AskFailedError)
+          this.events.emit("ask.failed", {
+            id: env.id,
+            recipient,
+            type,
+            reason: err.reason,
+            error: err.detail,
+          });
         throw err;
       },
     );
+    this.untilStopped(this.sends.add(sendGroup(this.appId, recipient), encoded), what).then(
+      () => this.emitSent(env),
+      (err: unknown) => this.asks.fail(env.id, err instanceof Error ? err : new Error(String(err))),
+    );
+    return outcome;
+  }
+
+  /**
+   * `work` (a send), settled by Redis' answer or, whichever comes first, rejected with
+   * SystemStoppedError when the system stops before Redis answers.
+   */
+  private untilStopped<T>(work: Promise<T>, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.sendsInFlight.set(work, () => reject(new SystemStoppedError(what)));
+      work.then(resolve, reject).finally(() => this.sendsInFlight.delete(work));
+    });
   }
 
   /** With whenDisconnected "fail", refuses to queue a send while Redis is unreachable. */
@@ -374,9 +506,13 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   async broadcast(type: string, payload: unknown, options: BroadcastOptions = {}): Promise<void> {
-    if (this.stopping) throw new SystemStoppedError(`broadcast "${type}"`);
-    const env = createEnvelope({ sender: this.appId, recipient: "broadcast", type, payload, ...options });
-    await this.cmd.publish(this.keys.broadcastChannel(), encodeEnvelope(env));
+    const what = `broadcast "${type}"`;
+    if (this.stopping) throw new SystemStoppedError(what);
+    const env = createEnvelope(
+      { sender: this.appId, recipient: "broadcast", type, payload, ...options },
+      this.clock,
+    );
+    await this.untilStopped(this.cmd.publish(this.keys.broadcastChannel(), encodeEnvelope(env)), what);
   }
 
   /** A reply pushed whole: settles its ask now; the inbox copy is consumed later as a late reply. */
@@ -404,8 +540,19 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
   spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
   async spawn(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
+    // The whole tree is checked before any of it starts.
+    checkSpecTree(spec, (definition) => checkActorDefinition(definition, this.keys.idRules));
     if (this.stopping) throw new SystemStoppedError(`spawn "${spec.id}"`);
-    const child = await this.root.add(spec);
+    const adding = this.root.add(spec);
+    this.spawning.add(adding);
+    let child: Child;
+    try {
+      child = await adding;
+    } finally {
+      this.spawning.delete(adding);
+    }
+    // Started after shutdown stopped the tree (it outlived the shutdown deadline): stop it too.
+    if (this.treeStopped) await this.root.remove(child);
     if (!isSupervisorSpec(spec)) return this.ref(spec.id);
     return {
       id: spec.id,
@@ -430,6 +577,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       intercept: isSystemInbox ? this.takeReply : undefined,
       exits,
       leaseMs: this.mailbox.config.leaseMs,
+      confirmMs: this.leaseConfirmMs,
     });
     this.cells.set(id, cell);
     try {
@@ -463,7 +611,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       await this.startSystemCell();
       return;
     }
-    // At shutdown every actor is marked offline in one pipeline instead.
+    // At shutdown every actor leaves in one script call instead.
     if (!this.stopping) await this.presence.offline(cell.id).catch(() => {});
   }
 
@@ -472,7 +620,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     const cell = new ActorCell(
       this,
       { id: this.appId, handlers: {} },
-      { intercept: this.takeReply, leaseMs: this.mailbox.config.leaseMs },
+      { intercept: this.takeReply, leaseMs: this.mailbox.config.leaseMs, confirmMs: this.leaseConfirmMs },
     );
     await this.wakeups.watch(this.appId, cell);
     await cell.start();
@@ -529,27 +677,48 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
 
   private async doShutdown(): Promise<void> {
     const deadline = Date.now() + this.shutdownTimeoutMs;
+    // Spawns still starting finish first (within the deadline), so that they are stopped too.
+    await settledBefore(Promise.allSettled([...this.spawning]), deadline);
     const ids = new Set([...this.cells.keys(), this.appId]);
-    await this.root.stop(deadline);
+    this.treeStopped = true;
+    try {
+      await this.root.stop(deadline);
+    } catch (err) {
+      this.log.error({ err }, "stopping the actors failed; shutting down the rest");
+    }
     this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
+    await this.settleSends(deadline);
     await this.systemCell?.stop(deadline);
     this.wakeups.stop();
-    const pipeline = this.cmd.pipeline();
-    const lastSeen = (Date.now() / 1000).toFixed(3);
-    for (const id of ids) pipeline.hset(this.keys.status(id), { status: "offline", last_seen: lastSeen });
-    // With Redis unreachable this would wait forever: the stale heartbeat says offline instead.
+    this.clock.stop();
+    // Offline unless another live process still serves an app; with Redis unreachable this would
+    // wait forever: the heartbeat, stopped anyway, goes stale and says offline instead.
     const marked = settledBefore(
-      pipeline.exec().then(() => this.presence.stop()),
+      this.presence.leave([...ids]).then(() => this.presence.stop()),
       Math.max(deadline, Date.now()) + 1000,
     );
     if (!(await marked)) {
       this.log.warn("could not mark actors offline at shutdown; their heartbeat will go stale");
+      await this.presence.halt();
     }
     this.cells.clear();
     this.sub.disconnect();
-    if (this.cmd.status === "ready") await this.cmd.quit().catch(() => this.cmd.disconnect());
-    else this.cmd.disconnect();
+    // QUIT lets the commands already sent finish; bounded, as a paused server never answers it.
+    if (this.cmd.status === "ready") await settledBefore(this.cmd.quit(), Date.now() + 1000);
+    this.cmd.disconnect();
     this.markStopped();
+  }
+
+  /**
+   * Lets the sends still in flight finish while Redis is connected (until `deadline`), then
+   * rejects the rest with SystemStoppedError: none is left unsettled.
+   */
+  private async settleSends(deadline: number): Promise<void> {
+    if (this.sendsInFlight.size > 0 && this.cmd.status === "ready") {
+      await settledBefore(Promise.allSettled([...this.sendsInFlight.keys()]), deadline);
+    }
+    for (const abandon of [...this.sendsInFlight.values()]) abandon();
+    this.sendsInFlight.clear();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -598,19 +767,30 @@ class ActorChild implements Child {
     // Its first messages may already have crashed it while start() was finishing.
     const pending = this.pendingExit;
     this.pendingExit = undefined;
-    if (pending && pending.cell === this.cell) void this.exited(pending.cell, pending.reason);
+    if (pending && pending.cell === this.cell) this.exitedInBackground(pending.cell, pending.reason);
   }
 
   /** Its cell ended itself after a handler failure (an older incarnation's report is ignored). */
   cellExited(cell: ActorCell, reason: ExitReason): void {
     if (this.starting) this.pendingExit = { cell, reason };
-    else if (this.cell === cell) void this.exited(cell, reason);
+    else if (this.cell === cell) this.exitedInBackground(cell, reason);
+  }
+
+  /** `exited`, not awaited by anyone: its failure is logged, never left unhandled. */
+  private exitedInBackground(cell: ActorCell, reason: ExitReason): void {
+    this.exited(cell, reason).catch((err: unknown) => {
+      this.system.log.error({ err, actor: this.id }, "taking a stopped actor out of service failed");
+    });
   }
 
   private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {
     this.cell = undefined;
-    await this.system.retireCell(cell, reason.kind);
-    this.parent.childExited(this, reason, this.generation);
+    try {
+      await this.system.retireCell(cell, reason.kind);
+    } finally {
+      // Told even when retiring failed (Redis down): its supervisor still decides what comes next.
+      this.parent.childExited(this, reason, this.generation);
+    }
   }
 
   async stop(deadlineMs: number): Promise<void> {
@@ -623,30 +803,90 @@ class ActorChild implements Child {
   }
 }
 
-/** Connects to Redis and starts an actor system. */
+/**
+ * Checks every option of createSystem (type and range) before any connection is made.
+ * @throws InvalidIdError for `appId`, InvalidOptionError for the others.
+ */
+function checkSystemOptions(options: SystemOptions): void {
+  requireObject("createSystem options", options);
+  checkObject("keyspace", options.keyspace, "{}");
+  checkBoolean("keyspace.hashTag", options.keyspace?.hashTag, "false");
+  if (options.appId === undefined) {
+    throw new InvalidOptionError(
+      "appId",
+      undefined,
+      "createSystem needs an appId: this process's app id, the sender of its messages and the inbox of " +
+        'its ask replies, e.g. createSystem({ appId: "ground-control" })',
+    );
+  }
+  checkId(options.appId, "appId", { hashTag: options.keyspace?.hashTag ?? false });
+  const redis = options.redis;
+  if (typeof redis === "string") {
+    if (!/^rediss?:\/\//.test(redis) && !redis.startsWith("/")) {
+      throw new InvalidOptionError(
+        "redis",
+        describeTarget(redis, redis),
+        `invalid option redis: "${describeTarget(redis, redis)}" is not a Redis URL; use ` +
+          "redis://[user:password@]host:port[/db], rediss:// for TLS, or a unix socket path",
+      );
+    }
+  } else {
+    checkObject("redis", redis, "REDIS_URL, else redis://127.0.0.1:6379");
+  }
+  checkObject("logger", options.logger, "a pino logger");
+  const ms = { above: 0, max: MAX_TIMER_MS, unit: "ms" };
+  checkNumber("claimBatch", options.claimBatch, { integer: true, min: 1 }, "64");
+  checkNumber("heartbeatMs", options.heartbeatMs, ms, "2000");
+  checkNumber("sweepMs", options.sweepMs, ms, "1000");
+  checkNumber("askTimeoutMs", options.askTimeoutMs, ms, "5000");
+  const orZero = { min: 0, max: MAX_TIMER_MS, unit: "ms" };
+  checkNumber("shutdownTimeoutMs", options.shutdownTimeoutMs, orZero, "10000");
+  const wholeMs = { integer: true, min: 1, max: MAX_TIMER_MS, unit: "ms" };
+  checkNumber("leaseMs", options.leaseMs, wholeMs, "30000");
+  const bytes = { integer: true, min: 1, unit: "bytes" };
+  checkNumber("maxMessageBytes", options.maxMessageBytes, bytes, "1048576");
+  const seconds = { integer: true, min: 1, unit: "seconds" };
+  checkNumber("messageTtlSeconds", options.messageTtlSeconds, seconds, "86400");
+  checkNumber("outboxCap", options.outboxCap, { integer: true, min: 0 }, "1000");
+  checkObject("rootIntensity", options.rootIntensity, "{ maxRestarts: 10, withinMs: 60000 }");
+  if (options.rootIntensity) {
+    checkNumber("rootIntensity.maxRestarts", options.rootIntensity.maxRestarts, { integer: true, min: 0 });
+    checkNumber("rootIntensity.withinMs", options.rootIntensity.withinMs, { above: 0, unit: "ms" });
+  }
+  checkOneOf("whenDisconnected", options.whenDisconnected, ["queue", "fail"], '"queue"');
+  checkBoolean("keyspaceEvents", options.keyspaceEvents, "true");
+  checkBoolean("handleSignals", options.handleSignals, "false");
+}
+
+/**
+ * Connects to Redis and starts an actor system.
+ * @throws InvalidIdError or InvalidOptionError for a bad option, before connecting;
+ *   RedisUnavailableError (or its subclasses RedisAuthError, RedisTlsError,
+ *   RedisMaxClientsError, RedisDatabaseError) when Redis cannot be used, naming the cause. When
+ *   it throws, no connection and no timer is left behind.
+ */
 export async function createSystem(options: SystemOptions): Promise<ActorSystem> {
+  checkSystemOptions(options);
   const { client: cmd, where } = redisFrom(options.redis, options.appId);
   cmd.on("error", () => {
     // ioredis reconnects by itself; failures surface on the commands that need the connection.
   });
+  await openRedis(cmd, where);
+  let sub: Redis | undefined;
+  let system: RedactorSystem | undefined;
   try {
-    await cmd.connect();
-  } catch (err) {
-    cmd.disconnect();
-    throw new RedisUnavailableError(
-      `cannot reach Redis at ${where} (${(err as Error).message}); start redis-server or set REDIS_URL`,
-    );
-  }
-  const sub = cmd.duplicate({ connectionName: `redactor:${options.appId}:sub` });
-  sub.on("error", () => {});
-  await sub.connect();
-  const system = new RedactorSystem(options.appId, cmd, sub, options);
-  try {
+    sub = cmd.duplicate({ connectionName: `redactor:${options.appId}:sub` });
+    sub.on("error", () => {});
+    await openRedis(sub, where);
+    system = new RedactorSystem(options.appId, cmd, sub, options);
     await system.start();
   } catch (err) {
-    sub.disconnect();
+    // Nothing of a system that failed to start may live on: its timers, actors and presence
+    // are stopped (within a short deadline), then both connections are dropped.
+    if (system) await settledBefore(system.shutdown(), Date.now() + 2000);
+    sub?.disconnect();
     cmd.disconnect();
-    throw err;
+    throw explainCommandFailure(err, where);
   }
   if (options.handleSignals) {
     const onSignal = (signal: NodeJS.Signals) => {

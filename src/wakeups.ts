@@ -11,7 +11,8 @@
  * Where the server already publishes keyspace notifications for sorted sets
  * (`notify-keyspace-events` with K and z, or KA), each actor also listens to its inbox key's
  * `zadd` events: a bare ZADD then wakes it at once, and the sweep drops the inboxes and looks
- * at leases only every fifth period. redactor never changes the server's configuration.
+ * at leases only every fifth period. redactor never changes the server's configuration. Where an
+ * ACL refuses those channels, the refusal is reported once and the sweep looks at inboxes again.
  */
 import type { Redis } from "ioredis";
 import type { Keyspace } from "./keyspace.js";
@@ -19,6 +20,11 @@ import type { Mailbox } from "./mailbox.js";
 
 /** Actor channels are `channel:<app>` (Keyspace.channel). */
 const CHANNEL_PREFIX = "channel:";
+
+/** Redis refused a command for lack of permission (an ACL). */
+function isRefusal(err: Error): boolean {
+  return err.message.startsWith("NOPERM");
+}
 
 /** An actor as the wake-up paths see it. */
 export interface Wakeable {
@@ -41,6 +47,8 @@ export class Wakeups {
   private sweeps = 0;
   /** Whether the server publishes keyspace events for sorted sets (checked, never set). */
   private notifications = false;
+  /** Redis refused the keyspace channels (ACL): the sweep looks at inboxes until a reconnect. */
+  private keyspaceRefused = false;
   private readonly db: number;
 
   constructor(
@@ -57,6 +65,10 @@ export class Wakeups {
       onReconnect: () => void;
       /** Use keyspace notifications when the server has them on. */
       keyspaceEvents: boolean;
+      /** This process's node id: the sweep never takes its own leases for a dead holder's. */
+      nodeId: string;
+      /** Redis refused a subscription (ACL); the sweep covers what it would have woken. */
+      refused: (channels: "keyspace" | "actor", error: Error) => void;
     },
   ) {
     this.db = Number(cmd.options.db ?? 0);
@@ -73,7 +85,7 @@ export class Wakeups {
   /** Reads the server's notify-keyspace-events and (un)subscribes the inbox events to match. */
   async checkNotifications(): Promise<void> {
     let on = false;
-    if (this.options.keyspaceEvents) {
+    if (this.options.keyspaceEvents && !this.keyspaceRefused) {
       try {
         const [, flags = ""] = (await this.cmd.config("GET", "notify-keyspace-events")) as string[];
         on = flags.includes("K") && (flags.includes("z") || flags.includes("A"));
@@ -112,6 +124,8 @@ export class Wakeups {
       let connectedBefore = connection.status === "ready";
       connection.on("ready", () => {
         if (connectedBefore) {
+          // Permissions may have changed with the connection: try the keyspace channels again.
+          if (connection === this.sub) this.keyspaceRefused = false;
           this.options.onReconnect();
           this.wakeAll();
           void this.checkNotifications();
@@ -168,7 +182,11 @@ export class Wakeups {
     for (const actor of this.actors.values()) actor.wake();
   }
 
-  /** Sends the (un)subscriptions of this tick as one command each. */
+  /**
+   * Sends the (un)subscriptions of this tick: actor channels and keyspace channels as separate
+   * commands, because one SUBSCRIBE fails whole when Redis refuses any of its channels (an ACL
+   * without `__keyspace@…` channels), and the actor channels must not go down with the others.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -179,9 +197,17 @@ export class Wakeups {
     queueMicrotask(() => {
       this.flushScheduled = false;
       const work: Promise<unknown>[] = [];
-      if (this.toSubscribe.size > 0) {
-        work.push(this.sub.subscribe(...this.toSubscribe));
-        this.toSubscribe.clear();
+      const keyspace: string[] = [];
+      const actors: string[] = [];
+      for (const channel of this.toSubscribe) {
+        (channel.startsWith(this.keyspacePrefix) ? keyspace : actors).push(channel);
+      }
+      this.toSubscribe.clear();
+      if (actors.length > 0) {
+        work.push(this.sub.subscribe(...actors).catch((err: Error) => this.refusedActors(err)));
+      }
+      if (keyspace.length > 0) {
+        work.push(this.sub.subscribe(...keyspace).catch((err: Error) => this.refusedKeyspace(err)));
       }
       if (this.toUnsubscribe.size > 0) {
         work.push(this.sub.unsubscribe(...this.toUnsubscribe));
@@ -190,6 +216,20 @@ export class Wakeups {
       // A failed (un)subscribe is redone by ioredis on reconnect; the sweep covers the gap.
       void Promise.allSettled(work).then(() => done());
     });
+  }
+
+  /** Redis refused actor channels (ACL): the sweep, which looks at inboxes, still finds their messages. */
+  private refusedActors(err: Error): void {
+    if (isRefusal(err)) this.options.refused("actor", err);
+  }
+
+  /** Redis refused the keyspace channels (ACL): stop relying on them; the sweep looks at inboxes again. */
+  private refusedKeyspace(err: Error): void {
+    if (!isRefusal(err)) return;
+    this.keyspaceRefused = true;
+    this.notifications = false;
+    this.options.refused("keyspace", err);
+    this.wakeAll();
   }
 
   /**
@@ -218,9 +258,10 @@ export class Wakeups {
         apps.map(async (app, i) => {
           const hasInbox = inboxes.length > 0 && found[i];
           const returned =
-            processing.length > 0 && found[inboxes.length + i] ? await this.mailbox.recover(app) : 0;
-          const actor = this.actors.get(app);
-          if (actor?.idle && (hasInbox || returned > 0)) actor.wake();
+            processing.length > 0 && found[inboxes.length + i] ? await this.mailbox.recover(app, this.options.nodeId) : 0;
+          // A busy actor is woken too: it then looks whether what came in (a peer's bare ZADD
+          // of a CRITICAL) outranks the rest of its claimed batch.
+          if (hasInbox || returned > 0) this.actors.get(app)?.wake();
         }),
       );
     } catch {

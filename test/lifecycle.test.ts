@@ -100,12 +100,12 @@ describe("message lifecycle", () => {
     let attempts = 0;
     for (const event of trail) {
       const token = "tok";
-      const record = { id, member: encoded.member, token, attempts };
+      const record = { id, member: Buffer.from(encoded.member), token, attempts };
       switch (`${status}:${event}`) {
         case "pending:CLAIM": {
           const claimed = await mailbox.claim(app, 1, token);
-          expect(claimed.claimed.map((c) => c.member)).toEqual([encoded.member]);
-          attempts = claimed.claimed[0]?.attempts ?? 0;
+          expect(claimed.claimed.map((c) => c.member.toString())).toEqual([encoded.member]);
+          attempts = (claimed.claimed[0]?.runsBefore ?? 0) + 1;
           break;
         }
         case "pending:EXPIRE": {
@@ -122,16 +122,18 @@ describe("message lifecycle", () => {
         }
         case "processing:RETRY":
         case "processing:RELEASE":
-          expect(await mailbox.finish(app, [{ ...record, event: event as "RETRY", requeue: true }])).toEqual([
-            true,
-          ]);
+          expect(
+            (await mailbox.finish(app, [{ ...record, event: event as "RETRY", requeue: true }])).outcomes,
+          ).toEqual(["written"]);
           break;
         default:
           expect(
-            await mailbox.finish(app, [
-              { ...record, event: event as Exclude<LifecycleEvent, "CLAIM" | "REJECT"> },
-            ]),
-          ).toEqual([true]);
+            (
+              await mailbox.finish(app, [
+                { ...record, event: event as Exclude<LifecycleEvent, "CLAIM" | "REJECT"> },
+              ])
+            ).outcomes,
+          ).toEqual(["written"]);
       }
       status = nextStatus(status, event);
       expect(await statusOf()).toBe(status);
@@ -161,10 +163,12 @@ describe("message lifecycle", () => {
     await mailbox.claim(app, 1, "first");
     const id = encoded.envelope.id;
     expect(
-      await mailbox.finish(app, [
-        { id, member: encoded.member, token: "second", event: "COMPLETE", attempts: 1 },
-      ]),
-    ).toEqual([false]);
+      (
+        await mailbox.finish(app, [
+          { id, member: Buffer.from(encoded.member), token: "second", event: "COMPLETE", attempts: 1 },
+        ])
+      ).outcomes,
+    ).toEqual(["lease-lost"]);
     expect(await client.hget(keys.message(id), "status")).toBe("processing");
   });
 });

@@ -218,6 +218,33 @@ export function groupHelp(group: CommandGroup): string {
   ].join("\n");
 }
 
+/** Positional arguments and options whose values are app ids. */
+const APP_ID_ARGS = ["app"] as const;
+const APP_ID_OPTIONS = ["app", "from", "app-id"] as const;
+
+/**
+ * Checks every app id on the command line (the `<app>` arguments, `--app`, `--from`,
+ * `--app-id`) against the rules of the key layout in use, so that a bad id is a usage error
+ * before anything is read or written.
+ * @throws UsageError with the rule the id breaks and what an id may be.
+ */
+export function checkAppIds(spec: CommandSpec, parsed: ParsedCommand, keys: Keyspace): void {
+  const named: [string, unknown][] = [
+    ...APP_ID_ARGS.map((name) => [`<${name}>`, parsed.args[name]] as [string, unknown]),
+    ...APP_ID_OPTIONS.map((name) => [`--${name}`, parsed.options[name]] as [string, unknown]),
+  ];
+  for (const [label, value] of named) {
+    if (value === undefined) continue;
+    for (const id of Array.isArray(value) ? value : [value]) {
+      try {
+        keys.checkApp(id, `app id in ${label}`);
+      } catch (err) {
+        throw new UsageError((err as Error).message, spec.name);
+      }
+    }
+  }
+}
+
 /** Reads a string option. */
 export function stringOption(ctx: Pick<CommandContext, "options">, name: string): string | undefined {
   const value = ctx.options[name];

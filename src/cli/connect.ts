@@ -1,6 +1,10 @@
-/** Redis connections for the CLI: fail fast for one-shot commands, reconnect for streams. */
+/**
+ * Redis connections for the CLI: fail fast for one-shot commands, reconnect for streams. A
+ * connection that cannot be opened says why, as createSystem does (src/connection.ts).
+ */
 import { Redis } from "ioredis";
-import { CommandFailedError, UsageError } from "./errors.js";
+import { openRedis } from "../connection.js";
+import { UsageError } from "./errors.js";
 import { redactUrl } from "./format.js";
 
 /** The URL from `--redis`, else `REDIS_URL`, else the local default. */
@@ -36,10 +40,14 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-/** Connects to `url`; throws CommandFailedError telling the user how to point at their server. */
+/**
+ * Connects to `url`.
+ * @throws RedisUnavailableError, or the subclass that names the cause (RedisAuthError,
+ *   RedisTlsError, RedisMaxClientsError, RedisDatabaseError), with what to do; the same errors
+ *   and messages as createSystem. No connection or reconnect timer is left behind.
+ */
 export async function connectRedis(url: string, options: ConnectOptions = {}): Promise<Redis> {
   let connected = false;
-  let lastError: Error | undefined;
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 5000,
@@ -51,20 +59,8 @@ export async function connectRedis(url: string, options: ConnectOptions = {}): P
   });
   // ioredis reports errors on the commands that need the connection; without a listener an
   // error event would crash the process with an unhelpful stack.
-  client.on("error", (err: Error) => {
-    lastError = err;
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    client.disconnect();
-    // connect() only says "Connection is closed."; the error event has the cause (ECONNREFUSED …).
-    const cause = lastError?.message ?? (err as Error).message;
-    throw new CommandFailedError(
-      `cannot reach Redis at ${redactUrl(url)} (${cause}); ` +
-        "start redis-server there, or point --redis / REDIS_URL at your server",
-    );
-  }
+  client.on("error", () => {});
+  await openRedis(client, redactUrl(url));
   connected = true;
   return client;
 }

@@ -13,6 +13,7 @@ import {
   type CommandContext,
   type CommandGroup,
   type CommandSpec,
+  checkAppIds,
   commandHelp,
   GLOBAL_OPTIONS,
   groupHelp,
@@ -159,11 +160,13 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       return ExitCode.OK;
     }
     const redisUrl = resolveRedisUrl(stringOption(parsed, "redis"));
+    const keys = new Keyspace({ hashTag: parsed.options["hash-tag"] === true });
+    checkAppIds(spec, parsed, keys);
     const ctx: CommandContext = {
       ...parsed,
       json: parsed.options.json === true,
       redisUrl,
-      keys: new Keyspace({ hashTag: parsed.options["hash-tag"] === true }),
+      keys,
       redis: () => {
         opening ??= connectRedis(redisUrl).then((client) => {
           redis = client;

@@ -272,8 +272,13 @@ export interface DeadEntry {
   reason: string;
   error: string | null;
   attempts: number | null;
-  /** The original inbox member (cut to 1 KiB for `oversize`). */
+  /** The original inbox member as text (invalid UTF-8 bytes shown as U+FFFD). */
   member: string | null;
+  /**
+   * The original inbox member byte for byte: a member that is not UTF-8 is kept hex-encoded
+   * (`message_hex`) in the entry, since JSON text cannot hold it.
+   */
+  memberBytes: Buffer | null;
   message: MessageSummary | null;
 }
 
@@ -286,7 +291,13 @@ export function parseDeadEntry(raw: string, score: number): DeadEntry {
   } catch {
     // Someone else wrote to the set; show what we can.
   }
-  const member = typeof data.message === "string" ? data.message : null;
+  const memberBytes =
+    typeof data.message === "string"
+      ? Buffer.from(data.message)
+      : typeof data.message_hex === "string"
+        ? Buffer.from(data.message_hex, "hex")
+        : null;
+  const member = memberBytes === null ? null : memberBytes.toString("utf8");
   const message = member === null ? null : summarize(member);
   return {
     raw,
@@ -296,6 +307,7 @@ export function parseDeadEntry(raw: string, score: number): DeadEntry {
     error: textOrNull(data.error),
     attempts: numberOrNull(data.attempts),
     member,
+    memberBytes,
     message,
   };
 }
@@ -341,24 +353,17 @@ export function stateOf(status: AppStatus | null): string {
   return status.status ?? "?";
 }
 
-const QUEUE_SUFFIXES = [":inbox", ":processing", ":dead"] as const;
-
 /** App ids that have an inbox, leases or dead letters (SCAN, never KEYS). */
 export async function scanQueueApps(redis: Redis, keys: Keyspace): Promise<Set<string>> {
   const apps = new Set<string>();
   let cursor = "0";
   do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", "queue:*", "COUNT", 1000);
+    const [next, batch] = await redis.scan(cursor, "MATCH", keys.queuePattern(), "COUNT", 1000);
     cursor = next;
     for (const key of batch) {
-      const suffix = QUEUE_SUFFIXES.find((s) => key.endsWith(s));
-      if (!suffix) continue;
-      let app = key.slice("queue:".length, key.length - suffix.length);
-      if (keys.hashTag) {
-        if (!(app.startsWith("{") && app.endsWith("}"))) continue;
-        app = app.slice(1, -1);
-      }
-      if (app) apps.add(app);
+      const found = keys.appFromQueueKey(key);
+      // An app that only sent (an outbox alone) has nothing to show here.
+      if (found && found.queue !== "outbox") apps.add(found.app);
     }
   } while (cursor !== "0");
   return apps;

@@ -5,9 +5,15 @@
       canonical band), from the message's own priority and timestamp, so they take their place;
     - returns messages whose lease has expired (their consumer died) to the inbox.
   While claiming it refuses, without handing them out,
-    - members over the size limit, malformed JSON, members without an id (dead-lettered);
+    - members over the size limit, members that are not a JSON object, members without a
+      readable id (dead-lettered; a readable id is marked failed);
     - messages whose timestamp + timeout has passed by Redis' clock (status timeout);
-    - ids already completed (dropped: a duplicate never runs twice).
+    - ids already completed, ids in flight under another lease, and an id seen earlier in the
+      same claim (dropped: a duplicate never runs twice).
+  Attempts count runs that started: only the first message handed out has its attempt counted
+  here (it starts at once); the consumer counts each later one when it starts it (start.lua)
+  and gives the first one's back if it hands it back unstarted.
+  Every member is read by the member include, the same reader as every other script.
 
   KEYS[1]  queue:<app>:inbox
   KEYS[2]  queue:<app>:processing      (member = message JSON, score = lease deadline ms)
@@ -16,7 +22,7 @@
   ARGV[1]  message hash key prefix ("message:"); hashes are message:<id>
   ARGV[2]  how many messages to claim at most
   ARGV[3]  lease, ms
-  ARGV[4]  lease token of the claimer
+  ARGV[4]  lease token of the claimer ("<node>/<n>")
   ARGV[5]  largest message accepted, bytes
   ARGV[6]  message hash TTL, seconds
   ARGV[7]  status of a claimed message          (lifecycle: pending  --CLAIM-->)
@@ -26,13 +32,14 @@
   ARGV[11] status of a message whose lease expired (lifecycle: processing --RELEASE-->)
   ARGV[12] how many foreign-scored messages / expired leases to handle in one call
 
-  Returns { now_ms, more, claimed, timed_out, rejected, duplicates }
+  Returns { now_ms, more, claimed, timed_out, rejected, duplicates }; never an error
     more       1 when foreign scores remain to fix: call again before trusting the order
-    claimed    flat list: member, attempts, id, member, attempts, id, …
+    claimed    flat list: member, runs before this one, id, priority (1-4), member, …
     timed_out  ids marked timeout
     rejected   how many members were dead-lettered
-    duplicates how many completed ids were dropped
+    duplicates how many duplicate members were dropped
 ]]
+-- @include member
 -- @include score
 -- @include deadletter
 -- @include release
@@ -59,29 +66,35 @@ local function text(v)
   return ''
 end
 
+-- Dead-letters a member that cannot be a message; a readable id is marked failed.
+local function refuse(member, id, reason, err, attempts)
+  deadLetter(dead, nowMs, id, reason, err, attempts, member)
+  if id then
+    redis.call('HSET', prefix .. id, 'status', stRejected, 'error', reason .. ': ' .. err, 'lease', '')
+    redis.call('EXPIRE', prefix .. id, ttl)
+  end
+  rejected = rejected + 1
+end
+
 -- Decodes a member; dead-letters it (and returns nil) when it cannot be a message.
-local function decode(member, attempts)
+local function decode(member)
   if #member > maxBytes then
-    local id = string.match(member, '"id"%s*:%s*"([^"]+)"')
-    deadLetter(dead, nowMs, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes,
-      attempts, member)
-    if id then
-      redis.call('HSET', prefix .. id, 'status', stRejected, 'error', 'oversize')
-      redis.call('EXPIRE', prefix .. id, ttl)
+    local id = leadingId(member)
+    if not id and #member <= 8 * maxBytes then
+      local msg = decodeMember(member)
+      id = msg and idOf(msg)
     end
-    rejected = rejected + 1
+    refuse(member, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes)
     return nil
   end
-  local ok, msg = pcall(cjson.decode, member)
-  if not ok or type(msg) ~= 'table' then
-    deadLetter(dead, nowMs, nil, 'malformed', 'not a JSON object', attempts, member)
-    rejected = rejected + 1
+  local msg, problem = decodeMember(member)
+  if not msg then
+    refuse(member, leadingId(member), 'malformed', problem)
     return nil
   end
   local id = idOf(msg)
   if not id then
-    deadLetter(dead, nowMs, nil, 'malformed', 'field "id" is missing', attempts, member)
-    rejected = rejected + 1
+    refuse(member, nil, 'malformed', 'field "id" is missing or not a valid id (non-empty UTF-8 text or a safe integer)')
     return nil
   end
   return msg, id
@@ -94,14 +107,14 @@ local function quickId(member)
   return leadingId(member)
 end
 
--- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP].
+-- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP] (NaN never reaches a sorted set).
 local foreign = redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, batch)
 local above = redis.call('ZRANGEBYSCORE', inbox, '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, batch)
 for _, m in ipairs(above) do foreign[#foreign + 1] = m end
 for _, member in ipairs(foreign) do
   local msg = decode(member)
   if msg then
-    redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), member)
+    redis.call('ZADD', inbox, canonicalScore(msg, nowUs), member)
   else
     redis.call('ZREM', inbox, member)
   end
@@ -112,58 +125,66 @@ end
 
 -- 2. Expired leases (and retry waits now due) go back to the inbox; their attempt count stays.
 -- Dead holders are the sweep's business (recover.lua): they need a look at every lease.
-releaseStuck(inbox, processing, prefix, '', stReleased, batch, nowUs, false)
+releaseStuck(inbox, processing, prefix, '', stReleased, batch, nowUs, false, nil)
 
 -- 3. Claim.
-local claimed, timedOut, leases = {}, {}, {}
+local claimed, timedOut, leases, seen = {}, {}, {}, {}
 local duplicates = 0
 local deadline = nowMs + leaseMs
-while #claimed < want * 3 do
-  local asked = want - #claimed / 3
+while #claimed < want * 4 do
+  local asked = want - #claimed / 4
   local popped = redis.call('ZPOPMAX', inbox, asked)
   if #popped == 0 then break end
   local drained = #popped < asked * 2
   for i = 1, #popped, 2 do
-    local member = popped[i]
+    local member, score = popped[i], tonumber(popped[i + 1])
     local msg
     local id = quickId(member)
     local current
     if id then
-      current = redis.call('HMGET', prefix .. id, 'status', 'attempts')
+      current = redis.call('HMGET', prefix .. id, 'status', 'attempts', 'lease')
       -- No metadata hash (a bare ZADD): its fields come from the message, so decode it after all.
       if not current[1] then id = nil end
     end
     if not id then
       msg, id = decode(member)
-      if id then current = redis.call('HMGET', prefix .. id, 'status', 'attempts') end
+      if id then current = redis.call('HMGET', prefix .. id, 'status', 'attempts', 'lease') end
     end
     if id then
       local key = prefix .. id
       local status = current[1]
-      local timeout = msg and tonumber(msg.timeout)
-      local sentAt = msg and tonumber(msg.timestamp)
-      if status == stDone then
+      local deadlineSec = msg and deadlineOf(msg)
+      if seen[id] or status == stDone or (status == stProcessing and current[3] and current[3] ~= '') then
         duplicates = duplicates + 1
-      elseif timeout and sentAt and sentAt + timeout < nowSec then
+      elseif deadlineSec and deadlineSec < nowSec then
         redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start', 'lease', '')
         redis.call('EXPIRE', key, ttl)
         timedOut[#timedOut + 1] = id
       else
-        local attempts = (tonumber(current[2]) or 0) + 1
-        if status then
-          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'attempts', attempts)
-        else
-          -- A bare ZADD: nobody wrote the metadata hash, so write it now, with its TTL.
-          redis.call('HSET', key, 'status', stProcessing, 'lease', token, 'attempts', attempts,
-            'sender', text(msg.sender), 'recipient', text(msg.recipient), 'timestamp', text(msg.timestamp),
-            'type', text(msg.message_type))
-          redis.call('EXPIRE', key, ttl)
+        local prior = tonumber(current[2]) or 0
+        if not (prior >= 0) then prior = 0 end
+        local counted = #claimed == 0
+        local fields = { 'status', stProcessing, 'lease', token }
+        if counted then
+          fields[#fields + 1] = 'attempts'
+          fields[#fields + 1] = prior + 1
         end
+        if not status then
+          -- A bare ZADD: nobody wrote the metadata hash, so write it now, with its TTL.
+          for _, f in ipairs({ 'sender', text(msg.sender), 'recipient', text(msg.recipient),
+            'timestamp', text(msg.timestamp), 'type', text(msg.message_type) }) do
+            fields[#fields + 1] = f
+          end
+        end
+        redis.call('HSET', key, unpack(fields))
+        if not status then redis.call('EXPIRE', key, ttl) end
+        seen[id] = true
         leases[#leases + 1] = deadline
         leases[#leases + 1] = member
         claimed[#claimed + 1] = member
-        claimed[#claimed + 1] = attempts
+        claimed[#claimed + 1] = prior
         claimed[#claimed + 1] = id
+        claimed[#claimed + 1] = priorityOfScore(score) or priorityOf(msg)
       end
     end
   end

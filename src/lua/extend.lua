@@ -1,7 +1,7 @@
 --[[
   Extends the leases of messages a consumer still holds (the one it is handling and the rest of
-  its claimed batch), so a long handler is not mistaken for a dead one. A message whose lease
-  is no longer the caller's is left alone.
+  its claimed batch), so a long handler is not mistaken for a dead one, and tells the consumer,
+  per message, whether it still holds it: a consumer never starts a message it no longer holds.
 
   KEYS[1]  queue:<app>:processing
 
@@ -10,14 +10,28 @@
   ARGV[3]  new lease length, ms from now (Redis' clock)
   then pairs: id, member
 
-  Returns how many leases were extended.
+  Returns, per pair, an outcome code (src/mailbox.ts, OUTCOME):
+     0  extended: still held by the caller
+    -1  gone: message:<id> no longer exists
+    -2  lease lost: another consumer (or none) holds it now
+    -4  not held: the lease names the caller but the member is no longer in processing
 ]]
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
-local extended = 0
+local results = {}
 for i = 4, #ARGV, 2 do
-  if redis.call('HGET', ARGV[1] .. ARGV[i], 'lease') == ARGV[2] then
-    extended = extended + redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i + 1])
+  local lease = redis.call('HGET', ARGV[1] .. ARGV[i], 'lease')
+  local code
+  if lease == false then
+    code = redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 1 and -2 or -1
+  elseif lease ~= ARGV[2] then
+    code = -2
+  elseif redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i + 1]) == 1
+    or redis.call('ZSCORE', KEYS[1], ARGV[i + 1]) then
+    code = 0
+  else
+    code = -4
   end
+  results[#results + 1] = code
 end
-return extended
+return results

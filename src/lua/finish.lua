@@ -1,31 +1,46 @@
 --[[
   Ends the leases of claimed messages and writes their new status, each optionally with a
-  reply sent in the same atomic step. A record whose lease is no longer ours (it expired and
-  someone else claimed the message) is skipped: the newer claim owns it.
+  reply sent in the same atomic step; and optionally counts the run of the next claimed message
+  as it starts. A consumer sends this before it starts a message's handler (without waiting for
+  the answer), so the outcomes of the messages before it and the start of its run reach Redis
+  even if that handler kills the process: attempts count runs that started, and a batch-mate
+  that finished is not run again. A record is written only while its lease is still the
+  caller's; otherwise it is skipped and its outcome code says why. Everything is read and
+  every score computed before the first write, and no write can fail.
 
   KEYS[1]  queue:<app>:processing
   KEYS[2]  queue:<app>:inbox          (for records put back: retry, release)
   KEYS[3]  queue:<app>:dead
+  KEYS[4]  message:<id> of the message whose run starts, when ARGV[5] is not ''
   then per record: message:<id>, and when the record has a reply, 4 more:
     queue:<reply recipient>:inbox, message:<reply id>, queue:<app>:outbox, status:<reply recipient>
 
   ARGV[1]  message hash TTL, seconds
   ARGV[2]  outbox cap (0 = no outbox copy)
   ARGV[3]  status of a new message (for replies)
+  ARGV[4]  status of a claimed message: a record is written only from this status
+  ARGV[5]  lease token under which the run of KEYS[4] starts ('' = no run starts)
   then per record, 11 values:
     id, member, lease token, new status, error text ('' = none),
     dead-letter reason ('' = not dead-lettered), '1' to put it back in the inbox at its own
     canonical score ('' = not),
     retry time in ms ('' = none: else it waits in processing, unleased, until then),
-    attempts, attempts to give back ('1' when released unprocessed, else '0'),
+    attempts, attempts to give back ('1' when the claim counted a run that never started),
     has reply ('1' / '0')
   and when it has a reply, 10 more:
     reply member, reply id, sender, recipient, message_type, timestamp, canonical score,
     wire score, channel, reply channel (a redactor recipient also gets the reply itself there,
     so its ask resolves without a claim; the inbox copy stays the reliable path)
 
-  Returns, per record, 1 when written and 0 when the lease was lost.
+  Returns, when a run starts, first its outcome: n > 0 the runs started, this one included,
+  -1 gone, -2 lease lost (as below); then, per record, an outcome code (src/mailbox.ts, OUTCOME):
+     0  written
+    -1  gone: message:<id> no longer exists (expired or deleted); nothing written
+    -2  lease lost: the lease is held by another consumer, or by none (it expired and the
+        message went back to the inbox); nothing written, the newer claim owns it
+    -3  wrong status: the lease matches but the message is not in the claimed status
 ]]
+-- @include member
 -- @include score
 -- @include enqueue
 -- @include deadletter
@@ -33,14 +48,26 @@
 local processing, inbox, dead = KEYS[1], KEYS[2], KEYS[3]
 local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
-local stNew = ARGV[3]
+local stNew, stProcessing = ARGV[3], ARGV[4]
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowMs = math.floor(nowUs / 1000)
 
--- First pass: which leases are still ours; their members leave processing in one ZREM.
-local records, ours = {}, {}
-local k, a = 4, 4
+-- First pass, reads only: which leases are still ours, and every score a write will need.
+local records, ours, results = {}, {}, {}
+local startToken = ARGV[5]
+local startCode
+local k, a = 4, 6
+if startToken ~= '' then
+  local lease = redis.call('HGET', KEYS[4], 'lease')
+  if lease == false then
+    startCode = redis.call('EXISTS', KEYS[4]) == 1 and -2 or -1
+  elseif lease ~= startToken then
+    startCode = -2
+  end
+  results[1] = startCode or 0
+  k = 5
+end
 while a <= #ARGV do
   local r = { key = KEYS[k], id = ARGV[a], member = ARGV[a + 1], token = ARGV[a + 2], status = ARGV[a + 3],
     err = ARGV[a + 4], deadReason = ARGV[a + 5], requeue = ARGV[a + 6], retryAt = ARGV[a + 7],
@@ -53,41 +80,46 @@ while a <= #ARGV do
     k = k + 4
     a = a + 10
   end
-  r.ours = r.token == '' or redis.call('HGET', r.key, 'lease') == r.token
-  if r.ours then ours[#ours + 1] = r.member end
-  records[#records + 1] = r
+  local current = redis.call('HMGET', r.key, 'status', 'lease')
+  local code = 0
+  if not current[1] then code = -1
+  elseif current[2] ~= r.token then code = -2
+  elseif current[1] ~= stProcessing then code = -3 end
+  results[#results + 1] = code
+  if code == 0 then
+    ours[#ours + 1] = r.member
+    if r.requeue ~= '' then r.score = canonicalScore(decodeMember(r.member), nowUs) end
+    if r.retryAt ~= '' then
+      r.retryAt = tonumber(r.retryAt)
+      if not isFinite(r.retryAt) then r.retryAt = nowMs end
+    end
+    if r.replyKeys then r.canonical = isCanonicalInbox(r.replyKeys[4]) end
+    records[#records + 1] = r
+  end
 end
 if #ours > 0 then redis.call('ZREM', processing, unpack(ours)) end
 
 -- Second pass: the writes.
-local results = {}
+if startToken ~= '' and not startCode then results[1] = redis.call('HINCRBY', KEYS[4], 'attempts', 1) end
 for _, r in ipairs(records) do
-  if r.ours then
-    -- lease '' rather than HDEL: one command fewer per message.
-    if r.err ~= '' then
-      redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '', 'error', r.err)
-    else
-      redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '')
-    end
-    redis.call('EXPIRE', r.key, ttl)
-    if r.requeue ~= '' then
-      local ok, msg = pcall(cjson.decode, r.member)
-      if not ok or type(msg) ~= 'table' then msg = {} end
-      redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), r.member)
-    end
-    if r.retryAt ~= '' then redis.call('ZADD', processing, r.retryAt, r.member) end
-    if r.giveBack ~= '0' then redis.call('HINCRBY', r.key, 'attempts', -tonumber(r.giveBack)) end
-    if r.deadReason ~= '' then
-      deadLetter(dead, nowMs, r.id, r.deadReason, r.err, tonumber(r.attempts), r.member)
-    end
-    if r.replyKeys then
-      local rk = r.replyKeys
-      local canonical = isCanonicalInbox(rk[4])
-      enqueueAll(rk[1], rk[3], canonical, ttl, cap, stNew, { r.replyArg }, { rk[2] })
-      redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
-      if canonical then redis.call('PUBLISH', ARGV[r.replyArg + 9], ARGV[r.replyArg]) end
-    end
+  -- lease '' rather than HDEL: one command fewer per message.
+  if r.err ~= '' then
+    redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '', 'error', r.err)
+  else
+    redis.call('HSET', r.key, 'status', r.status, 'finished_at', nowMs, 'lease', '')
   end
-  results[#results + 1] = r.ours and 1 or 0
+  redis.call('EXPIRE', r.key, ttl)
+  if r.score then redis.call('ZADD', inbox, r.score, r.member) end
+  if r.retryAt ~= '' then redis.call('ZADD', processing, r.retryAt, r.member) end
+  if r.giveBack == '1' then redis.call('HINCRBY', r.key, 'attempts', -1) end
+  if r.deadReason ~= '' then
+    deadLetter(dead, nowMs, r.id, r.deadReason, r.err, tonumber(r.attempts), r.member)
+  end
+  if r.replyKeys then
+    local rk = r.replyKeys
+    enqueueAll(rk[1], rk[3], r.canonical, ttl, cap, stNew, { r.replyArg }, { rk[2] })
+    redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
+    if r.canonical then redis.call('PUBLISH', ARGV[r.replyArg + 9], ARGV[r.replyArg]) end
+  end
 end
 return results

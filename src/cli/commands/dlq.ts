@@ -118,7 +118,7 @@ const retryCommand: CommandSpec = {
     for (const entry of entries) {
       const message = entry.message;
       const blocked = NOT_RETRYABLE[entry.reason];
-      if (blocked || !entry.member || !message || message.problem || entry.id === null) {
+      if (blocked || !entry.memberBytes || !message || message.problem || entry.id === null) {
         skipped.push({
           id: entry.id,
           reason: blocked ?? `not a valid message: ${message?.problem ?? "no member"}`,
@@ -133,7 +133,7 @@ const retryCommand: CommandSpec = {
       const result = await redis
         .multi()
         .zrem(ctx.keys.dead(app), entry.raw)
-        .zadd(ctx.keys.inbox(app), String(canonicalScore(priority, us)), entry.member)
+        .zadd(ctx.keys.inbox(app), String(canonicalScore(priority, us)), entry.memberBytes)
         .hset(hash, {
           status: STATUS.pending,
           sender: message.sender ?? "",

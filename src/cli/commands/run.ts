@@ -14,7 +14,6 @@ import { type ChildSpec, isSupervisorSpec, type SupervisorSpec, supervisor } fro
 import type { ActorSystem } from "../../system.js";
 import { arg, type CommandSpec, listOption, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
-import { redactUrl } from "../format.js";
 import { cliLogger, ephemeralAppId, forgetApp } from "../payload.js";
 
 function isActorDefinition(value: unknown): value is ActorDefinition {
@@ -200,11 +199,8 @@ export const runCommand: CommandSpec = {
         logger: cliLogger(process.env.REDACTOR_LOG_LEVEL ?? "info"),
       });
     } catch (err) {
-      if (err instanceof RedisUnavailableError) {
-        throw new CommandFailedError(
-          `cannot reach Redis at ${redactUrl(ctx.redisUrl)}; start redis-server there, or point --redis / REDIS_URL at your server`,
-        );
-      }
+      // The message names the cause (no server, password, certificate …) and what to do.
+      if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
       throw err;
     }
     let server: MetricsServer | undefined;

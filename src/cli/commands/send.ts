@@ -2,14 +2,19 @@
 import type { Redis } from "ioredis";
 import type { Envelope } from "../../envelope.js";
 import { createEnvelope, newMessageId } from "../../envelope.js";
-import { AskTimeoutError, MessageTooLargeError, RedisUnavailableError } from "../../errors.js";
+import {
+  AskFailedError,
+  AskTimeoutError,
+  MessageTooLargeError,
+  RedisUnavailableError,
+} from "../../errors.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
 import { Priority } from "../../priority.js";
 import type { ActorSystem } from "../../system.js";
 import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
-import { parseDuration, parsePriority, priorityName, redactUrl } from "../format.js";
+import { parseDuration, parsePriority, priorityName } from "../format.js";
 import { cliLogger, ephemeralAppId, fieldAt, forgetApp, readPayload } from "../payload.js";
 
 /** A protocol in which every type is a request with an unknown reply. */
@@ -148,13 +153,14 @@ async function requestFate(
 /** The `ask` command. */
 export const askCommand: CommandSpec = {
   name: "ask",
-  summary: "Send a request and print the reply's payload; exit 1 when no reply comes in time.",
+  summary: "Send a request and print the reply's payload; exit 1 when it fails or no reply comes in time.",
   description:
     "Starts a short-lived system with its own app id (redactor-ask-<host>-<pid>) whose inbox receives " +
     "the reply, correlated by reply_to. Peers that reply without reply_to (the Python and C++ " +
     "ones) are matched with --reply-type and/or --match-field. The request carries the same " +
-    "deadline, so a redactor actor never runs it after the CLI gave up. The CLI's keys are " +
-    "removed afterwards.",
+    "deadline, so a redactor actor never runs it after the CLI gave up. When the recipient " +
+    "dead-letters the request (its handler threw, the payload fails its schema, …) its error reply " +
+    "is printed with the reason and the command exits 1 at once. The CLI's keys are removed afterwards.",
   args: messageArgs,
   options: {
     priority: priorityOption,
@@ -205,11 +211,8 @@ export const askCommand: CommandSpec = {
         logger: cliLogger(),
       });
     } catch (err) {
-      if (err instanceof RedisUnavailableError) {
-        throw new CommandFailedError(
-          `cannot reach Redis at ${redactUrl(ctx.redisUrl)}; start redis-server there, or point --redis / REDIS_URL at your server`,
-        );
-      }
+      // The message names the cause (no server, password, certificate …) and what to do.
+      if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
       throw err;
     }
     const started = performance.now();
@@ -227,6 +230,12 @@ export const askCommand: CommandSpec = {
       }
       return ExitCode.OK;
     } catch (err) {
+      if (err instanceof AskFailedError) {
+        throw new CommandFailedError(
+          `"${app}" failed "${type}" (request ${err.messageId}): the request failed (${err.detail}), ` +
+            `reason ${err.reason}; it is in the dead letters ("redactor dlq ls ${app}")`,
+        );
+      }
       if (err instanceof AskTimeoutError) {
         const fate = await requestFate(await ctx.redis(), ctx, err.messageId, app, type, match !== undefined);
         throw new CommandFailedError(

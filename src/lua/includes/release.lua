@@ -1,31 +1,10 @@
 -- Returns to the inbox the messages in a processing set that nobody will finish: those whose
 -- lease (or retry wait) has expired and, when checkOwners is true, those whose lease holder's
--- process is dead (its heartbeat key is gone). Attempt counts are kept. Needs the score
--- include. Returns how many went back.
-
--- A decoded message's id as the key suffix of message:<id>: a non-empty string, or an integer.
-local function idOf(msg)
-  local id = msg.id
-  if type(id) == 'number' and id == math.floor(id) then return string.format('%d', id) end
-  if type(id) == 'string' and id ~= '' then return id end
-  return nil
-end
-
--- The id at the start of a member in redactor's own encoding ({"id":"…",…), or nil.
-local function leadingId(member)
-  return string.match(member, '^{"id":"([^"\\]+)",')
-end
-
--- The id of a member, read without a full decode when it is in redactor's own encoding.
-local function memberId(member)
-  local id = leadingId(member)
-  if id then return id, nil end
-  local ok, msg = pcall(cjson.decode, member)
-  if not ok or type(msg) ~= 'table' then return nil, nil end
-  return idOf(msg), msg
-end
-
-local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, limit, nowUs, checkOwners)
+-- process is dead (its heartbeat key is gone). The caller's own process (selfNode) is never
+-- judged dead: it is alive, whatever its heartbeat key says (a refused write under memory
+-- pressure, a flushed key). Attempt counts are kept. Every score is computed before the first
+-- write, and none can fail. Needs the member and score includes. Returns how many went back.
+local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, limit, nowUs, checkOwners, selfNode)
   local nowMs = math.floor(nowUs / 1000)
   local members
   if checkOwners then
@@ -33,12 +12,14 @@ local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, l
   else
     members = redis.call('ZRANGEBYSCORE', processing, '-inf', nowMs, 'WITHSCORES', 'LIMIT', 0, limit)
   end
-  local alive, returned = {}, 0
+  local alive = {}
+  if selfNode and selfNode ~= '' then alive[selfNode] = true end
+  local gone, scored, keys = {}, {}, {}
   for i = 1, #members, 2 do
     local member, due = members[i], tonumber(members[i + 1])
     local id, msg = memberId(member)
     local key = id and prefix .. id or nil
-    local back = due <= nowMs
+    local back = not (due > nowMs)
     if not back and key then
       local node = string.match(redis.call('HGET', key, 'lease') or '', '^(.*)/[^/]*$')
       if node then
@@ -47,15 +28,18 @@ local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, l
       end
     end
     if back then
-      if not msg then
-        local ok, decoded = pcall(cjson.decode, member)
-        msg = ok and type(decoded) == 'table' and decoded or {}
-      end
-      redis.call('ZREM', processing, member)
-      redis.call('ZADD', inbox, canonicalScore(msg.priority, msg.timestamp, nowUs), member)
-      if key then redis.call('HSET', key, 'status', stReleased, 'lease', '') end
-      returned = returned + 1
+      if not msg then msg = decodeMember(member) end
+      gone[#gone + 1] = member
+      scored[#scored + 1] = canonicalScore(msg, nowUs)
+      scored[#scored + 1] = member
+      if key then keys[#keys + 1] = key end
     end
   end
-  return returned
+  if #gone == 0 then return 0 end
+  redis.call('ZREM', processing, unpack(gone))
+  redis.call('ZADD', inbox, unpack(scored))
+  for _, key in ipairs(keys) do
+    if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'status', stReleased, 'lease', '') end
+  end
+  return #gone
 end

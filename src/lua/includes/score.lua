@@ -1,7 +1,7 @@
 -- The canonical inbox score, the same formula as src/priority.ts:
 --   2^52 + (priority - 1) * 2^50 + (2^50 - 1 - microseconds since 2024-01-01)
 -- Strict priority, then oldest first, highest score runs first. Anything outside
--- [SCORE_BASE, SCORE_TOP] was scored by someone else.
+-- [SCORE_BASE, SCORE_TOP] was scored by someone else. Needs the member include.
 local SCORE_BASE = 4503599627370496
 local SCORE_BAND = 1125899906842624
 local SCORE_TOP = 9007199254740991
@@ -10,14 +10,20 @@ local SCORE_EPOCH_US = 1704067200000000
 local SCORE_BASE_TEXT = '4503599627370496'
 local SCORE_TOP_TEXT = '9007199254740991'
 
-local function canonicalScore(priority, timestamp, nowUs)
-  local p = tonumber(priority) or 2
-  p = math.floor(p)
-  if p < 1 then p = 1 elseif p > 4 then p = 4 end
-  local t = tonumber(timestamp)
+-- The score of a decoded message (nil or {} when it could not be decoded): always a finite
+-- number in the band, whatever the message holds (NaN, infinities, strings), so no ZADD fails.
+local function canonicalScore(msg, nowUs)
+  local p = priorityOf(msg)
+  local t = timestampOf(msg)
   local us = nowUs
-  if t ~= nil then us = math.floor(t * 1000000 + 0.5) end
+  if t then us = math.floor(t * 1000000 + 0.5) end
   local rel = us - SCORE_EPOCH_US
-  if rel < 0 then rel = 0 elseif rel > SCORE_BAND - 1 then rel = SCORE_BAND - 1 end
+  if not (rel >= 0) then rel = 0 elseif rel > SCORE_BAND - 1 then rel = SCORE_BAND - 1 end
   return SCORE_BASE + (p - 1) * SCORE_BAND + (SCORE_BAND - 1 - rel)
+end
+
+-- The priority a canonical score stands for (1-4), or nil for a score outside the band.
+local function priorityOfScore(score)
+  if not (score >= SCORE_BASE and score <= SCORE_TOP) then return nil end
+  return math.floor((score - SCORE_BASE) / SCORE_BAND) + 1
 end

@@ -1,0 +1,121 @@
+/**
+ * Checks of option values, one per kind of value (a count, a duration, one of a few words …).
+ * Each throws InvalidOptionError naming the option, the value it got, what it must be, and its
+ * default, so that a typo fails where it is made instead of as a strange behaviour later.
+ * An option left `undefined` takes its default and passes every check.
+ */
+import { InvalidOptionError } from "./errors.js";
+
+/** Longest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Bounds of a number option. */
+export interface NumberRange {
+  /** Smallest value allowed. */
+  min?: number;
+  /** The value must be strictly greater than this. */
+  above?: number;
+  /** Largest value allowed. */
+  max?: number;
+  /** Only whole numbers. */
+  integer?: boolean;
+  /** The unit, shown in the message (`ms`, `bytes` …). */
+  unit?: string;
+}
+
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (value !== null && typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
+  return String(value);
+}
+
+function fail(option: string, value: unknown, must: string, fallback: string | undefined): never {
+  throw new InvalidOptionError(
+    option,
+    value,
+    `invalid option ${option}: got ${shown(value)}; it must be ${must}` +
+      (fallback === undefined ? "" : ` (leave it out for the default, ${fallback})`),
+  );
+}
+
+function rangeText(range: NumberRange): string {
+  const parts: string[] = [];
+  if (range.above !== undefined) parts.push(`greater than ${range.above}`);
+  if (range.min !== undefined) parts.push(`at least ${range.min}`);
+  if (range.max !== undefined) parts.push(`at most ${range.max}`);
+  const kind = range.integer ? "a whole number" : "a finite number";
+  return `${kind}${range.unit ? ` of ${range.unit}` : ""}${parts.length ? `, ${parts.join(" and ")}` : ""}`;
+}
+
+/**
+ * Throws InvalidOptionError unless `value` is undefined or a number within `range`.
+ * @param fallback the default, for the message.
+ */
+export function checkNumber(option: string, value: unknown, range: NumberRange, fallback?: string): void {
+  if (value === undefined) return;
+  const ok =
+    typeof value === "number" &&
+    Number.isFinite(value) &&
+    (!range.integer || Number.isInteger(value)) &&
+    (range.min === undefined || value >= range.min) &&
+    (range.above === undefined || value > range.above) &&
+    (range.max === undefined || value <= range.max);
+  if (!ok) fail(option, value, rangeText(range), fallback);
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or one of `allowed`. */
+export function checkOneOf(
+  option: string,
+  value: unknown,
+  allowed: readonly unknown[],
+  fallback?: string,
+): void {
+  if (value === undefined || allowed.includes(value)) return;
+  fail(option, value, `one of ${allowed.map(shown).join(", ")}`, fallback);
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or a boolean. */
+export function checkBoolean(option: string, value: unknown, fallback?: string): void {
+  if (value === undefined || typeof value === "boolean") return;
+  fail(option, value, "true or false", fallback);
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or a function. */
+export function checkFunction(option: string, value: unknown): void {
+  if (value === undefined || typeof value === "function") return;
+  fail(option, value, "a function", undefined);
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or a plain object (not null, not an array). */
+export function checkObject(option: string, value: unknown, fallback?: string): void {
+  if (value === undefined || (typeof value === "object" && value !== null && !Array.isArray(value))) return;
+  fail(option, value, "an object", fallback);
+}
+
+/** Throws InvalidOptionError unless `value` is an object: for options that have no default. */
+export function requireObject(option: string, value: unknown): void {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) return;
+  fail(option, value, "an object", undefined);
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or valid BackoffOptions (src/backoff.ts). */
+export function checkBackoff(option: string, value: unknown): void {
+  checkObject(option, value);
+  if (value === undefined) return;
+  const b = value as Record<string, unknown>;
+  checkNumber(`${option}.minMs`, b.minMs, { min: 0, unit: "ms" });
+  checkNumber(`${option}.maxMs`, b.maxMs, { min: 0, unit: "ms" });
+  checkNumber(`${option}.factor`, b.factor, { min: 1 });
+  checkNumber(`${option}.jitter`, b.jitter, { min: 0, max: 1 });
+  if (typeof b.minMs === "number" && typeof b.maxMs === "number" && b.minMs > b.maxMs) {
+    fail(`${option}.maxMs`, b.maxMs, `at least ${option}.minMs (${b.minMs})`, undefined);
+  }
+}
+
+/** Throws InvalidOptionError unless `value` is undefined or an array of strings. */
+export function checkStringArray(option: string, value: unknown, fallback?: string): void {
+  if (value === undefined || (Array.isArray(value) && value.every((v) => typeof v === "string"))) return;
+  fail(option, value, "an array of strings", fallback);
+}

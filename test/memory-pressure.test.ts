@@ -1,0 +1,157 @@
+/**
+ * Memory pressure: with Redis over `maxmemory` (noeviction) writes are refused. The heartbeat is
+ * then kept alive with PEXPIRE, so a healthy process is never taken for dead (by others or by
+ * itself), a message runs once, and apps stay online; a beat that cannot be kept at all is
+ * logged and emitted as `heartbeat.failed`. An evicting `maxmemory-policy` is warned about at
+ * start, or refused with `requireNoEviction`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { EvictionPolicyError } from "../src/errors.js";
+import { createSystem, defineActor, type SystemEvents } from "../src/index.js";
+import { uniqueId, useRedis } from "./harness/redis.js";
+import { captureLogger, startWorker, useSystems, waitFor } from "./harness/system.js";
+
+const redis = useRedis();
+const newSystem = useSystems(redis);
+const dir = mkdtempSync(join(tmpdir(), "redactor-oom-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Puts Redis over maxmemory: 4 MiB of filler, then the limit 2 MiB below the memory in use, so
+ * that no write is accepted until it is lifted, whatever small amounts are freed meanwhile.
+ * Returns what lifts it.
+ */
+async function overMaxmemory(admin: Redis): Promise<() => Promise<void>> {
+  const prefix = uniqueId("filler");
+  const keys = Array.from({ length: 16 }, (_, i) => `${prefix}:${i}`);
+  const filler = "x".repeat(256 * 1024);
+  for (const key of keys) await admin.set(key, filler);
+  const used = Number(/used_memory:(\d+)/.exec(await admin.info("memory"))?.[1]);
+  await admin.config("SET", "maxmemory", String(used - 2 * 1024 * 1024));
+  await expect(admin.set(uniqueId("probe"), "x")).rejects.toThrow(/OOM/);
+  return async () => {
+    await admin.config("SET", "maxmemory", "0");
+    await admin.del(...keys);
+  };
+}
+
+describe("memory pressure", () => {
+  it("keeps an 8 s handler to one run and every app online while writes are refused for 10 s", async () => {
+    const actor = uniqueId("oom-actor");
+    const workerApp = uniqueId("oom-worker");
+    const file = join(dir, `${actor}.jsonl`);
+    const worker = await startWorker("liveness-worker", {
+      REDIS_URL: redis().url,
+      APP_ID: workerApp,
+      ACTOR_ID: actor,
+      RUNS_FILE: file,
+      REDACTOR_LOG_LEVEL: "warn",
+    });
+    const admin = redis().client();
+    const observer = await newSystem();
+    let lift: (() => Promise<void>) | undefined;
+    try {
+      const id = await observer.ref(actor).tell("sleep", { key: "s1", ms: 8000 });
+      const starts = () =>
+        readFileSync(file, "utf8")
+          .split("\n")
+          .filter((l) => l.includes('"start"'));
+      await waitFor(
+        () => {
+          try {
+            return starts().length > 0;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "the handler to start",
+      );
+      lift = await overMaxmemory(admin);
+      const pressureStart = Date.now();
+      while (Date.now() < pressureStart + 10_000) {
+        // Still refused (nothing was freed meanwhile) …
+        await expect(admin.set(uniqueId("probe"), "x")).rejects.toThrow(/OOM/);
+        // … and every live app is still online.
+        const online = await observer.listOnline();
+        expect(online).toEqual(expect.arrayContaining([actor, workerApp, observer.appId]));
+        await sleep(500);
+      }
+      await lift();
+      lift = undefined;
+      await waitFor(async () => (await observer.messageStatus(id)) === "completed", 45_000, "completion");
+      expect(starts()).toHaveLength(1);
+      expect(await admin.zcard(`queue:${actor}:dead`)).toBe(0);
+      expect(await observer.listOnline()).toEqual(expect.arrayContaining([actor, workerApp]));
+      // Its own heartbeat never failed: PEXPIRE kept it while SET was refused.
+      expect(worker.output()).not.toContain("heartbeat failed");
+      expect(worker.output()).toContain("PEXPIRE");
+    } finally {
+      await lift?.();
+      await worker.kill("SIGKILL");
+    }
+  }, 90_000);
+
+  it("logs a beat it cannot keep and emits heartbeat.failed, then heartbeat.recovered", async () => {
+    const { logger, lines } = captureLogger();
+    const system = await newSystem({ heartbeatMs: 200, logger });
+    const admin = redis().client();
+    const failed: SystemEvents["heartbeat.failed"][] = [];
+    const recovered: SystemEvents["heartbeat.recovered"][] = [];
+    system.events.on("heartbeat.failed", (e) => failed.push(e));
+    system.events.on("heartbeat.recovered", (e) => recovered.push(e));
+    const key = `heartbeat:${system.nodeId}`;
+    const lift = await overMaxmemory(admin);
+    try {
+      // The key gone while writes are refused: it cannot be written again.
+      await admin.del(key);
+      await waitFor(() => failed.length > 0, 3000, "heartbeat.failed");
+      expect(failed[0]).toMatchObject({ node: system.nodeId, failures: 1 });
+      expect(failed[0]?.error).toMatch(/OOM/);
+      expect(lines.some((l) => l.msg?.toString().startsWith("heartbeat failed") && l.level === 40)).toBe(
+        true,
+      );
+    } finally {
+      await lift();
+    }
+    await waitFor(() => recovered.length > 0, 3000, "heartbeat.recovered");
+    expect(await admin.exists(key)).toBe(1);
+    expect(recovered[0]?.failures).toBeGreaterThanOrEqual(1);
+  });
+
+  it("warns about an evicting maxmemory-policy, and refuses it with requireNoEviction", async () => {
+    const admin = redis().client();
+    await admin.config("SET", "maxmemory-policy", "allkeys-lru");
+    try {
+      const { logger, lines } = captureLogger();
+      await newSystem({ logger });
+      expect(
+        lines.some((l) => l.level === 40 && String(l.msg).includes("maxmemory-policy allkeys-lru")),
+      ).toBe(true);
+      const before = (await admin.client("LIST")) as string;
+      await expect(
+        createSystem({
+          appId: uniqueId("strict"),
+          redis: redis().url,
+          requireNoEviction: true,
+          logger: captureLogger().logger,
+        }),
+      ).rejects.toThrow(EvictionPolicyError);
+      // Nothing of the refused system is left connected.
+      await sleep(200);
+      expect(((await admin.client("LIST")) as string).split("\n").length).toBeLessThanOrEqual(
+        before.split("\n").length,
+      );
+    } finally {
+      await admin.config("SET", "maxmemory-policy", "noeviction");
+    }
+    const strict = await newSystem({ requireNoEviction: true });
+    await strict.spawn(defineActor({ id: uniqueId("ok"), handlers: {} }));
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * Pre-emption: a CRITICAL message waits at most for the handler in hand, however it was sent:
+ * by redactor, by a peer the peers' way (ZADD with score priority * 1000 + timestamp, then
+ * PUBLISH), or as a bare ZADD with no PUBLISH (then within one sweep).
+ */
+import { describe, expect, it } from "vitest";
+import { type ActorSystem, defineActor, Priority } from "../src/index.js";
+import { newMessageId } from "../src/envelope.js";
+import { uniqueId, useRedis } from "./harness/redis.js";
+import { useSystems, waitFor } from "./harness/system.js";
+
+const redis = useRedis();
+const newSystem = useSystems(redis);
+
+type Rec = { rec: { payload: { tag: string } } };
+
+/** Queues `count` NORMAL messages for a new actor, then starts it; returns what it has run. */
+async function busyActor(system: ActorSystem, app: string, count: number, handlerMs: number) {
+  const ref = system.ref<Rec>(app);
+  await Promise.all(Array.from({ length: count }, (_, i) => ref.tell("rec", { tag: `n${i}` })));
+  const seen: string[] = [];
+  const startedAt = new Map<string, number>();
+  await system.spawn(
+    defineActor<Rec>({
+      id: app,
+      claimBatch: count,
+      handlers: {
+        rec: async (p) => {
+          seen.push(p.tag);
+          startedAt.set(p.tag, performance.now());
+          await new Promise((r) => setTimeout(r, handlerMs));
+        },
+      },
+    }),
+  );
+  await waitFor(() => seen.length >= 5, 10_000, "the drain to start");
+  return { ref, seen, startedAt };
+}
+
+/** A CRITICAL message written the way the Python and C++ peers write it. */
+function peerCritical(app: string, tag: string): { id: string; member: string; score: number } {
+  const id = newMessageId();
+  const timestamp = Date.now() / 1000;
+  const member = JSON.stringify({
+    id,
+    sender: "petal-app-manager",
+    recipient: app,
+    message_type: "rec",
+    payload: { tag },
+    priority: 4,
+    timestamp,
+    reply_to: null,
+    timeout: null,
+  });
+  return { id, member, score: 4 * 1000 + timestamp };
+}
+
+describe("pre-emption of a claimed batch", () => {
+  it("runs a redactor CRITICAL after at most the handler in hand", async () => {
+    const system = await newSystem();
+    const app = uniqueId("pre-ours");
+    const { ref, seen } = await busyActor(system, app, 300, 3);
+    await ref.tell("rec", { tag: "CRITICAL" }, { priority: Priority.CRITICAL });
+    const before = seen.length;
+    await waitFor(() => seen.includes("CRITICAL"), 5000, "the critical message");
+    expect(seen.indexOf("CRITICAL") - before).toBeLessThanOrEqual(1);
+  });
+
+  it("runs a peer's CRITICAL (its own score, then PUBLISH) after at most the handler in hand", async () => {
+    const system = await newSystem();
+    const app = uniqueId("pre-peer");
+    const { seen } = await busyActor(system, app, 300, 3);
+    const peer = redis().client();
+    const critical = peerCritical(app, "CRITICAL");
+    await peer.zadd(`queue:${app}:inbox`, critical.score, critical.member);
+    await peer.publish(`channel:${app}`, `new_message:${critical.id}`);
+    const before = seen.length;
+    await waitFor(() => seen.includes("CRITICAL"), 5000, "the critical message");
+    expect(seen.indexOf("CRITICAL") - before).toBeLessThanOrEqual(1);
+  });
+
+  it("runs a bare ZADD's CRITICAL (no PUBLISH) within about one sweep", async () => {
+    const system = await newSystem({ sweepMs: 250 });
+    const app = uniqueId("pre-bare");
+    // 500 messages of 10 ms: without pre-emption the CRITICAL would wait about 5 s.
+    const { seen, startedAt } = await busyActor(system, app, 500, 10);
+    const critical = peerCritical(app, "CRITICAL");
+    const sentAt = performance.now();
+    await redis().client().zadd(`queue:${app}:inbox`, critical.score, critical.member);
+    await waitFor(() => seen.includes("CRITICAL"), 10_000, "the critical message");
+    const waitedMs = (startedAt.get("CRITICAL") ?? Number.POSITIVE_INFINITY) - sentAt;
+    expect(waitedMs).toBeLessThan(1500);
+    expect(seen.length).toBeLessThan(400);
+  });
+});
