@@ -84,7 +84,6 @@ const NOTHING: readonly ClaimedMessage[] = [];
 /** After the stop deadline, how long writing the last outcomes may still take. */
 const STOP_GRACE_MS = 1000;
 
-
 /** A handler's exception that ends this incarnation. */
 interface Crash {
   directive: Exclude<FailureDirective, "resume">;
@@ -427,7 +426,10 @@ export class ActorCell implements Wakeable {
     try {
       outcomes = await this.host.mailbox.extend(this.id, this.token, held);
     } catch (err) {
-      this.log.warn({ err }, "could not renew leases; a message is not started unless its lease is surely held");
+      this.log.warn(
+        { err },
+        "could not renew leases; a message is not started unless its lease is surely held",
+      );
       return;
     }
     this.renewedAt = sentAt;
@@ -438,11 +440,18 @@ export class ActorCell implements Wakeable {
   }
 
   /** A claimed message is not held any more: never start it, abort its handler if it runs. */
-  private leaseLost(message: ClaimedMessage, reason: Exclude<RecordOutcome, "written">, during: "start" | "extend"): void {
+  private leaseLost(
+    message: ClaimedMessage,
+    reason: Exclude<RecordOutcome, "written">,
+    during: "start" | "extend",
+  ): void {
     if (this.lost?.has(message.id)) return;
     this.lost ??= new Set();
     this.lost.add(message.id);
-    this.log.warn({ msgId: message.id, reason, during }, "lease of a claimed message lost; it is not ours to run or finish");
+    this.log.warn(
+      { msgId: message.id, reason, during },
+      "lease of a claimed message lost; it is not ours to run or finish",
+    );
     this.host.events.emit("lease.lost", { actor: this.id, id: message.id, reason, during });
     if (this.inHand === message) this.running?.abort(new LeaseLostError(this.id, message.id, reason));
   }

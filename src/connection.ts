@@ -259,3 +259,13 @@ export function explainCommandFailure(err: unknown, where: string): unknown {
   if (!(err instanceof Error) || !/NOPERM|NOAUTH|WRONGPASS/.test(err.message)) return err;
   return classifyConnectError(err, where) ?? err;
 }
+
+/**
+ * The CLIENT SETNAME name of one of an app's connections, `redactor:<appId>` or
+ * `redactor:<appId>:<role>`. Redis refuses names with spaces or characters outside `!`…`~` (and
+ * ioredis drops that refusal silently), so any such character of the app id becomes `_`.
+ */
+export function connectionName(appId: string, role?: string): string {
+  const safe = appId.replace(/[^!-~]/gu, "_");
+  return role ? `redactor:${safe}:${role}` : `redactor:${safe}`;
+}

@@ -3,7 +3,9 @@
  * fields in the peers' order; a payload that plain JSON cannot carry (Date, Map, Set, BigInt,
  * undefined, NaN …) goes through superjson and its metadata travels in one extra top-level
  * field, `payload_meta`. The Python peer rejects any extra field, so such messages are only for
- * redactor (or superjson-aware) readers. Decoding accepts everything the peers write.
+ * redactor (or superjson-aware) readers. A value that neither carries faithfully (a function, a
+ * class instance superjson does not know, a cycle, …) is refused before anything is sent, with
+ * UnserializableValueError naming its path. Decoding accepts everything the peers write.
  */
 import { randomUUID } from "node:crypto";
 import superjson, { type SuperJSON } from "superjson";
@@ -122,9 +124,8 @@ function className(value: object): string {
 }
 
 /**
- * Walks a payload: refuses what cannot travel faithfully, and notes what needs superjson. The
- * path is kept as a stack of steps and written out only for an error: the common case (plain
- * JSON) costs one visit per value and no string building.
+ * Walks a payload that is not plain JSON: refuses what cannot travel faithfully, and notes what
+ * needs superjson. The path is kept as a stack of steps and written out only for an error.
  */
 class PayloadCheck {
   /** Some value needs superjson (Date, Map, BigInt, NaN, undefined in an array, …). */
@@ -223,9 +224,6 @@ class PayloadCheck {
         }
         this.visitAt(i, value[i]);
       }
-      if (Object.keys(value).length !== length || Object.getOwnPropertySymbols(value).length > 0) {
-        throw this.refuse("an array with named properties, which JSON leaves out; use an object");
-      }
       return;
     }
     if (registries.customTransformerRegistry.findApplicable(value)) {
@@ -282,7 +280,7 @@ class PayloadCheck {
     throw this.classInstance(value);
   }
 
-  /** The own enumerable properties of an object: what JSON and superjson carry. */
+  /** The own enumerable string-keyed properties of an object: what JSON and superjson carry. */
   private visitProperties(value: object): void {
     const record = value as Record<string, unknown>;
     for (const key of Object.keys(record)) {
@@ -292,14 +290,6 @@ class PayloadCheck {
       if (this.reservedKey === undefined && SUPERJSON_RESERVED_KEYS.has(key))
         this.reservedKey = this.path(key);
       this.visitAt(key, item);
-    }
-    const symbols = Object.getOwnPropertySymbols(value);
-    for (const symbol of symbols) {
-      if (Object.prototype.propertyIsEnumerable.call(value, symbol)) {
-        throw this.refuse("a property keyed by a symbol, which JSON leaves out; use a string key", {
-          text: `[${String(symbol)}]`,
-        });
-      }
     }
   }
 
@@ -322,6 +312,43 @@ class PayloadCheck {
 }
 
 /**
+ * True when `value` is plain JSON that round-trips unchanged: the fast path of payloadEncoding,
+ * with no path kept. Anything else (a value that needs superjson, one that must be refused, a
+ * cycle, which ends up too deep) is left to the full check.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case "object": {
+      if (value === null) return true;
+      if (depth >= MAX_PAYLOAD_DEPTH) return false;
+      const proto = Object.getPrototypeOf(value);
+      if (proto === Array.prototype) {
+        const array = value as unknown[];
+        for (let i = 0; i < array.length; i++) {
+          // A hole reads as undefined, which is not plain JSON in an array.
+          if (!isPlainJson(array[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      if (proto !== Object.prototype && proto !== null) return false;
+      const record = value as Record<string, unknown>;
+      for (const key in record) {
+        const item = record[key];
+        if (item !== undefined && !isPlainJson(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
  * Checks that a payload can travel faithfully and says how: `"json"` when plain JSON carries it
  * unchanged, `"superjson"` when it needs superjson (Date, Map, Set, BigInt, RegExp, URL, Error,
  * typed arrays, NaN, ±Infinity, -0, undefined other than as an object field, registered classes,
@@ -334,6 +361,7 @@ class PayloadCheck {
  *   `__proto__`, `constructor` or `prototype`.
  */
 export function payloadEncoding(payload: unknown, path = "payload"): "json" | "superjson" {
+  if (isPlainJson(payload, 0)) return "json";
   const check = new PayloadCheck(path);
   check.visit(payload);
   if (!check.superjson) return "json";

@@ -114,7 +114,13 @@ export class Heartbeat {
             done(new HeartbeatError(`the first heartbeat failed: ${(message as { error: string }).error}`));
         };
         const onError = (err: Error) =>
-          done(new HeartbeatError(`the heartbeat thread failed to start: ${err.message}`, { cause: err }));
+          done(
+            new HeartbeatError(
+              `the heartbeat thread failed to start: ${err.message}; heartbeat-thread.mjs must sit next ` +
+                "to heartbeat.js (npm run build copies it into dist/)",
+              { cause: err },
+            ),
+          );
         worker.on("message", onMessage);
         worker.on("error", onError);
       });

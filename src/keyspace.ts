@@ -143,6 +143,16 @@ export class Keyspace {
   }
 
   /**
+   * The app id of a channel built by `channel`, or null when `channel` is not one (the
+   * broadcast channel, redactor's own channels, keyspace notifications).
+   */
+  appFromChannel(channel: string): string | null {
+    if (!channel.startsWith("channel:") || channel === this.broadcastChannel()) return null;
+    const app = channel.slice("channel:".length);
+    return app === "" ? null : app;
+  }
+
+  /**
    * `redactor:replies:<app>`: replies to the asks of a redactor system, pushed whole so the ask
    * resolves at once; the copy in the inbox is the reliable path. It is outside the peers'
    * `channel:` namespace, so no app id can make it another app's wake-up channel.

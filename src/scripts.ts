@@ -61,35 +61,38 @@ export class Scripts {
   }
 
   /** Runs one script by SHA; replies come back as strings (bulk strings decoded as UTF-8). */
-  async run(
+  run(
     name: ScriptName,
     keys: readonly (string | Buffer)[],
     args: readonly (string | number | Buffer)[],
   ): Promise<unknown> {
-    const { sha, source } = script(name);
-    try {
-      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!isNoScript(err)) throw err;
-      return await this.redis.eval(source, keys.length, ...keys, ...args);
-    }
+    return this.call("call", name, keys, args);
   }
 
   /**
    * Runs one script by SHA; bulk-string replies come back as Buffers, byte for byte (members
    * are opaque bytes: decoding them as UTF-8 would alter any that are not valid UTF-8).
    */
-  async runBuffer(
+  runBuffer(
+    name: ScriptName,
+    keys: readonly (string | Buffer)[],
+    args: readonly (string | number | Buffer)[],
+  ): Promise<unknown> {
+    return this.call("callBuffer", name, keys, args);
+  }
+
+  private async call(
+    how: "call" | "callBuffer",
     name: ScriptName,
     keys: readonly (string | Buffer)[],
     args: readonly (string | number | Buffer)[],
   ): Promise<unknown> {
     const { sha, source } = script(name);
     try {
-      return await this.redis.callBuffer("EVALSHA", sha, keys.length, ...keys, ...args);
+      return await this.redis[how]("EVALSHA", sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw err;
-      return await this.redis.callBuffer("EVAL", source, keys.length, ...keys, ...args);
+      return await this.redis[how]("EVAL", source, keys.length, ...keys, ...args);
     }
   }
 }

@@ -20,7 +20,7 @@ import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
 import { RedisClock } from "./clock.js";
-import { describeTarget, explainCommandFailure, openRedis } from "./connection.js";
+import { connectionName, describeTarget, explainCommandFailure, openRedis } from "./connection.js";
 import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import {
@@ -190,7 +190,7 @@ function redisFrom(
   const base: RedisOptions = {
     lazyConnect: true,
     maxRetriesPerRequest: null,
-    connectionName: `redactor:${appId}`,
+    connectionName: connectionName(appId),
   };
   if (typeof option === "object") {
     return { client: new Redis({ ...base, ...option }), where: describeTarget(option, undefined) };
@@ -646,7 +646,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private rootFailed(error: Error): void {
     this.log.fatal({ err: error }, "root supervisor failed; stopping the system");
     this.events.emit("system.failed", { error: error.message });
-    void this.shutdown();
+    this.shutdown().catch((err: unknown) => {
+      this.log.error({ err }, "shutting down after the root failure failed");
+    });
   }
 
   async stop(id: string): Promise<void> {
@@ -820,14 +822,15 @@ function checkSystemOptions(options: SystemOptions): void {
     );
   }
   checkId(options.appId, "appId", { hashTag: options.keyspace?.hashTag ?? false });
-  const redis = options.redis;
+  const redis = options.redis ?? process.env.REDIS_URL;
   if (typeof redis === "string") {
     if (!/^rediss?:\/\//.test(redis) && !redis.startsWith("/")) {
+      const source = options.redis === undefined ? "REDIS_URL" : "redis";
       throw new InvalidOptionError(
-        "redis",
+        source,
         describeTarget(redis, redis),
-        `invalid option redis: "${describeTarget(redis, redis)}" is not a Redis URL; use ` +
-          "redis://[user:password@]host:port[/db], rediss:// for TLS, or a unix socket path",
+        `invalid ${source === "redis" ? "option redis" : "REDIS_URL"}: "${describeTarget(redis, redis)}" is ` +
+          "not a Redis URL; use redis://[user:password@]host:port[/db], rediss:// for TLS, or a unix socket path",
       );
     }
   } else {
@@ -855,6 +858,7 @@ function checkSystemOptions(options: SystemOptions): void {
   }
   checkOneOf("whenDisconnected", options.whenDisconnected, ["queue", "fail"], '"queue"');
   checkBoolean("keyspaceEvents", options.keyspaceEvents, "true");
+  checkBoolean("requireNoEviction", options.requireNoEviction, "false");
   checkBoolean("handleSignals", options.handleSignals, "false");
 }
 
@@ -875,7 +879,7 @@ export async function createSystem(options: SystemOptions): Promise<ActorSystem>
   let sub: Redis | undefined;
   let system: RedactorSystem | undefined;
   try {
-    sub = cmd.duplicate({ connectionName: `redactor:${options.appId}:sub` });
+    sub = cmd.duplicate({ connectionName: connectionName(options.appId, "sub") });
     sub.on("error", () => {});
     await openRedis(sub, where);
     system = new RedactorSystem(options.appId, cmd, sub, options);

@@ -258,7 +258,9 @@ export class Wakeups {
         apps.map(async (app, i) => {
           const hasInbox = inboxes.length > 0 && found[i];
           const returned =
-            processing.length > 0 && found[inboxes.length + i] ? await this.mailbox.recover(app, this.options.nodeId) : 0;
+            processing.length > 0 && found[inboxes.length + i]
+              ? await this.mailbox.recover(app, this.options.nodeId)
+              : 0;
           // A busy actor is woken too: it then looks whether what came in (a peer's bare ZADD
           // of a CRITICAL) outranks the rest of its claimed batch.
           if (hasInbox || returned > 0) this.actors.get(app)?.wake();

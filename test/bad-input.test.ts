@@ -192,7 +192,10 @@ describe("bad input", () => {
     await t.peer.zadd(t.inbox, 3000, wire(undefined, t.app, "ping", { n: 0 }));
     await t.stillServing(6);
     expect(await t.dead()).toEqual([
-      expect.objectContaining({ reason: "malformed", error: expect.stringContaining('field "id" is missing') }),
+      expect.objectContaining({
+        reason: "malformed",
+        error: expect.stringContaining('field "id" is missing'),
+      }),
     ]);
   });
 

@@ -386,6 +386,19 @@ describe("options", () => {
     expect((error as InvalidOptionError).option).toMatch(new RegExp(`^${option}`));
   });
 
+  it("refuses a REDIS_URL that is not a Redis URL, naming REDIS_URL", async () => {
+    const saved = process.env.REDIS_URL;
+    process.env.REDIS_URL = "localhost:6379";
+    try {
+      const error = await failure({ ...base });
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect(error.message).toMatch(/^invalid REDIS_URL: "localhost:6379" is not a Redis URL/);
+    } finally {
+      if (saved === undefined) delete process.env.REDIS_URL;
+      else process.env.REDIS_URL = saved;
+    }
+  });
+
   it("refuses a missing or bad appId", async () => {
     const port = await freePort();
     const missing = await failure({ appId: undefined, redis: `redis://127.0.0.1:${port}` });

@@ -181,6 +181,7 @@ describe("the keyspace", () => {
     expect(keys.channel("HEAR_FC")).toBe("channel:HEAR_FC");
     expect(keys.broadcastChannel()).toBe("channel:broadcast");
     expect(new Keyspace({ hashTag: true }).inbox("HEAR_FC")).toBe("queue:{HEAR_FC}:inbox");
+    expect(keys.appFromChannel(keys.broadcastChannel())).toBeNull();
   });
 
   it("puts ask replies outside the peers' channel namespace", () => {
@@ -223,12 +224,14 @@ describe("the keyspace", () => {
       );
     });
 
-    it(`reads the app back from each queue and status key, ${layout} layout`, () => {
+    it(`reads the app back from each queue key, status key and channel, ${layout} layout`, () => {
       fc.assert(
         fc.property(anyId, (app) => {
           if (!admissible(keys, "inbox", app)) return;
           expect(keys.appFromInbox(keys.inbox(app))).toBe(app);
           expect(keys.appFromStatusKey(keys.status(app))).toBe(app);
+          expect(keys.appFromChannel(keys.channel(app))).toBe(app);
+          expect(keys.appFromChannel(keys.replyChannel(app))).toBeNull();
           for (const queue of ["inbox", "outbox", "processing", "dead"] as const) {
             expect(keys.appFromQueueKey(keys[queue](app))).toEqual({ app, queue });
           }

@@ -98,6 +98,60 @@ describe("memory pressure", () => {
     }
   }, 90_000);
 
+  it("runs 300 queued messages once each, none dead-lettered, across 10 s of refused writes", async () => {
+    const actor = uniqueId("oom-queue");
+    const file = join(dir, `${actor}.jsonl`);
+    const env = { REDIS_URL: redis().url, ACTOR_ID: actor, RUNS_FILE: file, REDACTOR_LOG_LEVEL: "silent" };
+    const workers = await Promise.all([
+      startWorker("liveness-worker", { ...env, APP_ID: uniqueId("oom-q1") }),
+      startWorker("liveness-worker", { ...env, APP_ID: uniqueId("oom-q2") }),
+    ]);
+    const admin = redis().client();
+    const observer = await newSystem();
+    let lift: (() => Promise<void>) | undefined;
+    try {
+      const ref = observer.ref(actor);
+      const ids = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => ref.tell("sleep", { key: `q${i}`, ms: 40 })),
+      );
+      await waitFor(
+        () => {
+          try {
+            return readFileSync(file, "utf8").includes('"start"');
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "the first handler",
+      );
+      lift = await overMaxmemory(admin);
+      await sleep(10_000);
+      expect(await observer.listOnline()).toEqual(expect.arrayContaining([actor]));
+      await lift();
+      lift = undefined;
+      await waitFor(
+        async () => {
+          const statuses = await Promise.all(ids.map((id) => observer.messageStatus(id)));
+          return statuses.every((st) => st === "completed");
+        },
+        60_000,
+        "every message completed",
+      );
+      const starts = new Map<string, number>();
+      for (const line of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+        const run = JSON.parse(line) as { key: string; phase: string };
+        if (run.phase === "start") starts.set(run.key, (starts.get(run.key) ?? 0) + 1);
+      }
+      const twice = [...starts.values()].filter((n) => n > 1).length;
+      expect({ keys: starts.size, twice }).toEqual({ keys: 300, twice: 0 });
+      expect(await admin.zcard(`queue:${actor}:dead`)).toBe(0);
+    } finally {
+      await lift?.();
+      await Promise.all(workers.map((w) => w.kill("SIGKILL")));
+    }
+  }, 120_000);
+
   it("logs a beat it cannot keep and emits heartbeat.failed, then heartbeat.recovered", async () => {
     const { logger, lines } = captureLogger();
     const system = await newSystem({ heartbeatMs: 200, logger });

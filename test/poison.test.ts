@@ -29,7 +29,11 @@ async function superviseWorker(env: Record<string, string>): Promise<void> {
   const start = async (): Promise<void> => {
     while (supervising) {
       try {
-        const worker = await startWorker("delivery-worker", { REDIS_URL: redis().url, APP_ID: uniqueId("w"), ...env });
+        const worker = await startWorker("delivery-worker", {
+          REDIS_URL: redis().url,
+          APP_ID: uniqueId("w"),
+          ...env,
+        });
         current = worker;
         worker.child.once("exit", () => {
           if (supervising) void start();
@@ -52,7 +56,8 @@ describe("poison messages", () => {
       const ref = sender.ref<Job>(actor);
       const poison = () => ref.tell("job", { key: "poison", die: "exit" });
       const ordinary = () => ref.tell("job", { key: "ordinary" });
-      const ids = order === "poison first" ? [await poison(), await ordinary()] : [await ordinary(), await poison()];
+      const ids =
+        order === "poison first" ? [await poison(), await ordinary()] : [await ordinary(), await poison()];
       await superviseWorker({ ACTOR_ID: actor, RUN_LOG: log, HEARTBEAT_MS: "200", MAX_ATTEMPTS: "3" });
       const admin = redis().client();
       await waitFor(

@@ -3,8 +3,8 @@
  * and a jittered backoff whose waits add up to about 20 to 30 s (README, "Retries").
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF, defineActor } from "../src/index.js";
 import { backoffDelay } from "../src/backoff.js";
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF, defineActor } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 import { useSystems, waitFor } from "./harness/system.js";
 
@@ -14,10 +14,9 @@ const newSystem = useSystems(redis);
 describe("retry defaults", () => {
   it("the default waits between attempts add up to 20-30 s", () => {
     const total = (random: () => number) =>
-      Array.from({ length: DEFAULT_MAX_ATTEMPTS - 1 }, (_, i) => backoffDelay(DEFAULT_RETRY_BACKOFF, i + 1, random)).reduce(
-        (a, b) => a + b,
-        0,
-      );
+      Array.from({ length: DEFAULT_MAX_ATTEMPTS - 1 }, (_, i) =>
+        backoffDelay(DEFAULT_RETRY_BACKOFF, i + 1, random),
+      ).reduce((a, b) => a + b, 0);
     expect(total(() => 0.5)).toBe(25_750);
     expect(total(() => 0)).toBeGreaterThanOrEqual(20_000);
     expect(total(() => 1)).toBeLessThanOrEqual(30_000);

@@ -340,6 +340,7 @@ describe("message retries", () => {
         children: [
           defineActor<Proto>({
             id: a,
+            maxAttempts: 3,
             retryBackoff: { minMs: 20, jitter: 0 },
             setup: () => {
               log.push("start");

@@ -155,7 +155,7 @@ describe("the codec", () => {
       [{ p: Promise.resolve(1) }, "payload.p"],
       [{ m: new Map([["k", () => 0]]) }, 'payload.m.get("k")'],
       [{ s: new Set([1, Symbol("x")]) }, "payload.s.values()[1]"],
-      [{ "odd key": { [Symbol("k")]: 1 } }, 'payload["odd key"][Symbol(k)]'],
+      [{ "odd key": [1, () => 2] }, 'payload["odd key"][1]'],
       [{ constructor: 1, at: new Date(0) }, "payload.constructor"],
     ];
     for (const [value, path] of cases) {

@@ -7,6 +7,7 @@ import {
   AskTimeoutError,
   MessageTooLargeError,
   RedisUnavailableError,
+  UnserializableValueError,
 } from "../../errors.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
@@ -102,7 +103,9 @@ export const sendCommand: CommandSpec = {
     try {
       encoded = mailbox.encode(envelope);
     } catch (err) {
-      if (err instanceof MessageTooLargeError) throw new CommandFailedError(err.message);
+      if (err instanceof MessageTooLargeError || err instanceof UnserializableValueError) {
+        throw new CommandFailedError(err.message);
+      }
       throw err;
     }
     if ((await mailbox.send([encoded])).length > 0) {

@@ -241,7 +241,7 @@ class Tail {
       await sleep(wait);
       hash = await this.readHash(id);
     }
-    const recipient = hash.recipient ?? channel.slice(channel.indexOf(":") + 1);
+    const recipient = hash.recipient ?? this.keys.appFromChannel(channel) ?? "?";
     if (!this.wanted(hash.sender, recipient)) return;
     const batch = await this.batchOf(id, hash.sender, recipient, hash.timestamp);
     for (const sibling of batch) {

@@ -35,6 +35,13 @@ local function isUtf8(s)
   return true
 end
 
+-- True for text usable as an id: non-empty UTF-8 without U+FFFD (the mark of a lone surrogate
+-- read by withoutLoneSurrogates, or of bytes a UTF-8 decoder replaced: such an id would not be
+-- the same text on every path).
+local function isIdText(id)
+  return id ~= '' and isUtf8(id) and not string.find(id, '\239\191\189', 1, true)
+end
+
 -- A decoded message's id, as the key suffix of message:<id>: a non-empty UTF-8 string, or a
 -- safe integer written in decimal (JavaScript's String(n)). Anything else is no id.
 local function idOf(msg)
@@ -46,9 +53,7 @@ local function idOf(msg)
     end
     return nil
   end
-  if type(id) == 'string' and id ~= '' and isUtf8(id) and not string.find(id, '\239\191\189', 1, true) then
-    return id
-  end
+  if type(id) == 'string' and isIdText(id) then return id end
   return nil
 end
 
@@ -59,7 +64,7 @@ local function leadingId(member)
   local id = string.match(member, '^{"id":"([^"\\]+)",')
   if not id then return nil end
   if string.find(member, '"id"', #id + 8, true) or string.find(member, '\\u', 1, true) then return nil end
-  if not isUtf8(id) then return nil end
+  if not isIdText(id) then return nil end
   return id
 end
 
