@@ -31,7 +31,7 @@ import type {
   Mailbox,
   RecordOutcome,
 } from "./mailbox.js";
-import { monotonicMicros, type Priority } from "./priority.js";
+import type { Priority } from "./priority.js";
 import { validate } from "./schema.js";
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
@@ -546,7 +546,7 @@ export class ActorCell implements Wakeable {
       const replyType =
         ownEntry(this.definition.replyTypes, request.messageType) ?? `${request.messageType}_reply`;
       try {
-        const timestamp = monotonicMicros() / 1e6;
+        const timestamp = this.host.clock.nowMicros() / 1e6;
         reply = this.host.mailbox.encode(
           errorReply(base.id, request, this.id, replyType, reason, error, timestamp),
         );

@@ -1,24 +1,31 @@
 /**
  * The heartbeat: `heartbeat:<node>` lives while this process does. It is kept by a worker thread
- * (src/heartbeat-thread.mjs) with its own Redis connection, not by the main event loop, so a
- * handler that blocks the loop for longer than the key's lifetime is not taken for a dead
- * process; the lease on its message, renewed by the main thread, still bounds a hung handler.
- * The thread is part of the process: SIGKILL ends both, SIGSTOP freezes both (a frozen process
- * may be taken for dead, rightly).
+ * (src/heartbeat-thread.mjs, one per process, shared by its systems, each with a Redis connection
+ * of its own), not by the main event loop, so a handler that blocks the loop for longer than the
+ * key's lifetime is not taken for a dead process; the lease on its message, renewed by the main
+ * thread, still bounds a hung handler. The thread is part of the process: SIGKILL ends both,
+ * SIGSTOP freezes both (a frozen process may be taken for dead, rightly).
  *
  * Each beat is `SET key <Redis time> PX <3 periods> XX` (a plain SET when the key was gone, which
  * is reported: Redis lost data); when Redis is over `maxmemory` and refuses writes, `PEXPIRE`
- * (which it does not refuse) keeps the key alive. A beat that fails anyway is
- * reported to the owner, which logs it and emits `heartbeat.failed`.
+ * (which it does not refuse) keeps the key alive. A beat that fails anyway is reported to the
+ * owner, which logs it and emits `heartbeat.failed`.
+ *
+ * Starting a system does not wait for the thread: the main thread writes the first beat itself,
+ * and keeps beating (on its event loop) until the thread has beaten for it, and again whenever
+ * the thread is gone, until it is back.
  */
 import { Worker } from "node:worker_threads";
-import type { RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
+import { monotonicWallMs } from "./clock.js";
 import { HeartbeatError } from "./errors.js";
 
-/** How a heartbeat thread is set up. */
+/** How a heartbeat is set up. */
 export interface HeartbeatOptions {
-  /** Connection options of the thread's own connection (functions are dropped: not cloneable). */
-  redis: RedisOptions;
+  /** The system's command connection: the first beat, and beats while the thread is away. */
+  redis: Redis;
+  /** Options of the thread's own connection (functions are dropped: not cloneable). */
+  threadRedis: RedisOptions;
   /** The key to keep alive, `heartbeat:<node>`. */
   key: string;
   /** Period, ms; the key lives three periods. */
@@ -27,7 +34,7 @@ export interface HeartbeatOptions {
   offsetMs: number;
 }
 
-/** What one beat did, as the thread reports it. */
+/** What one beat did. */
 export type BeatResult =
   | {
       ok: true;
@@ -38,17 +45,25 @@ export type BeatResult =
 
 /** How the owner hears about beats. */
 export interface HeartbeatListener {
-  /** Every beat's result. */
+  /** Every beat's result (the thread's, or the main thread's while the thread is away). */
   beat(result: BeatResult): void;
-  /** The thread died (it is started again after one period). */
+  /** The thread died; the main thread beats until a new one has. */
   threadFailed(error: Error): void;
 }
 
 /** The thread's entry, next to this file in src/ and in dist/. */
 const THREAD_URL = new URL("./heartbeat-thread.mjs", import.meta.url);
 
-/** The thread must report its first beat within this time, ms. */
-const START_TIMEOUT_MS = 10_000;
+/** How long after the thread died a new one is started, ms; doubled while it keeps dying. */
+const THREAD_RESTART_MS = 1000;
+/** The longest wait before starting the thread again, ms. */
+const THREAD_RESTART_MAX_MS = 60_000;
+
+/** How long the thread outlives its last heartbeat (a system started soon after reuses it), ms. */
+const THREAD_IDLE_MS = 5000;
+
+/** How long `stop` waits for the thread to confirm that no beat of this key can follow, ms. */
+const REMOVE_TIMEOUT_MS = 2000;
 
 /**
  * ioredis options without what structured cloning cannot carry (functions: retryStrategy,
@@ -73,114 +88,245 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
-/** A heartbeat kept by a worker thread. */
-export class Heartbeat {
-  private worker: Worker | undefined;
-  private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private offsetMs: number;
+function isOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("OOM");
+}
 
-  constructor(
-    private readonly options: HeartbeatOptions,
-    private readonly listener: HeartbeatListener,
-  ) {
-    this.offsetMs = options.offsetMs;
+/** A message from the thread. */
+type ThreadMessage = ({ type: "beat"; id: number } & BeatResult) | { type: "removed"; id: number };
+
+/** The process's one heartbeat thread and the heartbeats it keeps. */
+class HeartbeatThread {
+  private worker: Worker | undefined;
+  private readonly members = new Map<number, Heartbeat>();
+  private readonly removals = new Map<number, () => void>();
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartDelayMs = THREAD_RESTART_MS;
+  private lastError: Error | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  add(member: Heartbeat): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.members.set(member.id, member);
+    this.post({ type: "add", ...member.spec() });
   }
 
-  /**
-   * Starts the thread and resolves after its first successful beat. Throws HeartbeatError when
-   * the thread cannot start or its first beat fails (the thread is then stopped).
-   */
-  async start(): Promise<void> {
-    this.stopped = false;
-    const worker = this.spawn();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new HeartbeatError(`the heartbeat thread did not beat within ${START_TIMEOUT_MS} ms`)),
-          START_TIMEOUT_MS,
-        );
-        const done = (err?: Error) => {
-          clearTimeout(timer);
-          worker.off("message", onMessage);
-          worker.off("error", onError);
-          if (err) reject(err);
-          else resolve();
-        };
-        const onMessage = (message: { type?: string } & Partial<BeatResult>) => {
-          if (message.type !== "beat") return;
-          if (message.ok) done();
-          else
-            done(new HeartbeatError(`the first heartbeat failed: ${(message as { error: string }).error}`));
-        };
-        const onError = (err: Error) =>
-          done(
-            new HeartbeatError(
-              `the heartbeat thread failed to start: ${err.message}; heartbeat-thread.mjs must sit next ` +
-                "to heartbeat.js (npm run build copies it into dist/)",
-              { cause: err },
-            ),
-          );
-        worker.on("message", onMessage);
-        worker.on("error", onError);
+  /** Stops beating for `member`; resolves once the thread confirms no beat can follow. */
+  async remove(member: Heartbeat): Promise<void> {
+    if (!this.members.delete(member.id)) return;
+    const worker = this.worker;
+    if (!worker) return;
+    const removed = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, REMOVE_TIMEOUT_MS);
+      this.removals.set(member.id, () => {
+        clearTimeout(timer);
+        resolve();
       });
-    } catch (err) {
-      await this.stop();
-      throw err;
+    });
+    worker.postMessage({ type: "remove", id: member.id });
+    await removed;
+    this.removals.delete(member.id);
+    if (this.members.size === 0 && this.worker === worker && !this.idleTimer) {
+      // Nothing left to keep: the thread goes after a while (a later system starts a new one).
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = undefined;
+        if (this.members.size > 0 || this.worker !== worker) return;
+        this.worker = undefined;
+        void worker.terminate();
+      }, THREAD_IDLE_MS);
+      this.idleTimer.unref();
     }
   }
 
-  private spawn(): Worker {
+  post(message: { type: string; id: number; [field: string]: unknown }): void {
+    this.ensure().postMessage(message);
+  }
+
+  private ensure(): Worker {
+    if (this.worker) return this.worker;
     const worker = new Worker(THREAD_URL, {
-      workerData: {
-        redis: cloneableRedisOptions(this.options.redis),
-        key: this.options.key,
-        periodMs: this.options.periodMs,
-        ttlMs: this.options.periodMs * 3,
-        offsetMs: this.offsetMs,
-      },
       // Plain JavaScript: no loader (tsx, vitest) is needed in the thread, and none is inherited.
       execArgv: [],
       // A thread that only beats needs little memory.
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
     });
-    // The thread never keeps the process alive: it ends with the main thread.
-    worker.unref();
-    worker.on("message", (message: { type?: string } & BeatResult) => {
-      if (message.type === "beat") this.listener.beat(message);
+    worker.on("message", (message: ThreadMessage) => {
+      if (message.type === "removed") {
+        this.removals.get(message.id)?.();
+      } else if (message.type === "beat") {
+        if (message.ok) this.restartDelayMs = THREAD_RESTART_MS;
+        this.members.get(message.id)?.threadBeat(message);
+      }
     });
-    worker.on("error", (err) => this.listener.threadFailed(err));
-    worker.on("exit", () => {
+    worker.on("error", (err) => {
+      this.lastError = err;
+    });
+    worker.on("exit", (code) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      if (this.stopped) return;
-      // The key outlives one period by two: a new thread started now keeps it alive.
+      for (const resolve of this.removals.values()) resolve();
+      if (this.members.size === 0) return;
+      const cause = this.lastError;
+      this.lastError = undefined;
+      const err = new HeartbeatError(
+        `the heartbeat thread exited (code ${code}${cause ? `: ${cause.message}` : ""}); ` +
+          `the main thread beats until it is back, in ${this.restartDelayMs} ms` +
+          (cause?.message.includes("heartbeat-thread.mjs")
+            ? "; heartbeat-thread.mjs must sit next to heartbeat.js (npm run build copies it into dist/)"
+            : ""),
+        { cause },
+      );
+      for (const member of this.members.values()) member.threadLost(err);
+      clearTimeout(this.restartTimer);
       this.restartTimer = setTimeout(() => {
-        if (!this.stopped && !this.worker) this.spawn();
-      }, this.options.periodMs);
+        for (const member of this.members.values()) this.post({ type: "add", ...member.spec() });
+      }, this.restartDelayMs);
       this.restartTimer.unref();
+      this.restartDelayMs = Math.min(this.restartDelayMs * 2, THREAD_RESTART_MAX_MS);
     });
+    // The thread never keeps the process alive: it ends with the main thread. (After the
+    // listeners: adding a "message" listener refs the worker again.)
+    worker.unref();
     this.worker = worker;
     return worker;
+  }
+}
+
+const thread = new HeartbeatThread();
+
+let heartbeats = 0;
+
+/** One system's heartbeat, kept by the process's heartbeat thread. */
+export class Heartbeat {
+  readonly id: number;
+  private offsetMs: number;
+  private backupTimer: NodeJS.Timeout | undefined;
+  /** The thread has beaten for this key since it was (re)added. */
+  private threadBeating = false;
+  private stopped = true;
+
+  constructor(
+    private readonly options: HeartbeatOptions,
+    private readonly listener: HeartbeatListener,
+  ) {
+    heartbeats += 1;
+    this.id = heartbeats;
+    this.offsetMs = options.offsetMs;
+  }
+
+  /** What the thread needs to keep this key. */
+  spec(): {
+    id: number;
+    redis: RedisOptions;
+    key: string;
+    periodMs: number;
+    ttlMs: number;
+    offsetMs: number;
+  } {
+    return {
+      id: this.id,
+      redis: cloneableRedisOptions(this.options.threadRedis),
+      key: this.options.key,
+      periodMs: this.options.periodMs,
+      ttlMs: this.options.periodMs * 3,
+      offsetMs: this.offsetMs,
+    };
+  }
+
+  /**
+   * Writes the first beat from the main thread, then hands the key to the heartbeat thread.
+   * Throws HeartbeatError (with the cause: NOPERM, OOM, …) when the first beat fails.
+   */
+  async start(): Promise<void> {
+    const first = await this.beatFromMain();
+    if (!first.ok) throw new HeartbeatError(`the first heartbeat failed: ${first.error}`);
+    this.stopped = false;
+    this.threadBeating = false;
+    this.startBackup();
+    try {
+      thread.add(this);
+    } catch (err) {
+      // No thread (its file is missing): the main thread keeps beating, and says so.
+      this.threadLost(
+        new HeartbeatError(
+          `the heartbeat thread cannot start: ${(err as Error).message}; heartbeat-thread.mjs must ` +
+            "sit next to heartbeat.js (npm run build copies it into dist/)",
+          { cause: err },
+        ),
+      );
+    }
+  }
+
+  /** A beat of the thread for this key. */
+  threadBeat(result: BeatResult): void {
+    if (this.stopped) return;
+    if (result.ok && !this.threadBeating) {
+      this.threadBeating = true;
+      this.stopBackup();
+    }
+    this.listener.beat(result);
+  }
+
+  /** The thread is gone: beat from the main thread until a new one has beaten. */
+  threadLost(err: Error): void {
+    if (this.stopped) return;
+    this.threadBeating = false;
+    this.startBackup();
+    this.listener.threadFailed(err);
+  }
+
+  private startBackup(): void {
+    if (this.backupTimer) return;
+    this.backupTimer = setInterval(() => {
+      if (this.threadBeating || this.stopped) return;
+      void this.beatFromMain().then((result) => {
+        if (!this.threadBeating && !this.stopped) this.listener.beat(result);
+      });
+    }, this.options.periodMs);
+    this.backupTimer.unref();
+  }
+
+  private stopBackup(): void {
+    clearInterval(this.backupTimer);
+    this.backupTimer = undefined;
+  }
+
+  /** One beat over the system's command connection (the thread's logic, on the event loop). */
+  private async beatFromMain(): Promise<BeatResult> {
+    const { redis, key, periodMs } = this.options;
+    const ttlMs = periodMs * 3;
+    const value = ((monotonicWallMs() + this.offsetMs) / 1000).toFixed(3);
+    try {
+      try {
+        await redis.set(key, value, "PX", ttlMs);
+        return { ok: true, refreshed: "set" };
+      } catch (err) {
+        if (!isOutOfMemory(err) || (await redis.pexpire(key, ttlMs)) !== 1) throw err;
+        return { ok: true, refreshed: "pexpire" };
+      }
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
   }
 
   /** Redis' clock moved against the local one: the key's value follows. */
   setOffset(offsetMs: number): void {
     this.offsetMs = offsetMs;
-    this.worker?.postMessage({ type: "offset", offsetMs });
+    if (!this.stopped) thread.post({ type: "offset", id: this.id, offsetMs });
   }
 
   /** Beats now (after a reconnect) instead of at the next period. */
   beatNow(): void {
-    this.worker?.postMessage({ type: "beat" });
+    if (this.stopped) return;
+    if (this.threadBeating) thread.post({ type: "beat", id: this.id });
+    else void this.beatFromMain().then((result) => this.listener.beat(result));
   }
 
-  /** Stops the thread (its connection closes with it); no beat is sent after this resolves. */
+  /** Stops beating; no beat of this key is sent after this resolves (Redis is not touched). */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.restartTimer);
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
+    this.stopBackup();
+    await thread.remove(this);
   }
 }

@@ -34,9 +34,9 @@ export interface IdRules {
   reserved?: boolean;
 }
 
-// C0 and C1 controls and DEL (\p{Cc}), line and paragraph separators, and, with the u flag, a
-// surrogate that is not half of a pair.
+// C0 and C1 controls and DEL (\p{Cc}), and the line and paragraph separators.
 const CONTROL = /[\p{Cc}\u2028\u2029]/u;
+// With the u flag a surrogate pair is one code point, so only a lone half matches.
 const LONE_SURROGATE = /\p{Cs}/u;
 const BRACE = /[{}]/;
 

@@ -112,7 +112,8 @@ export class Presence {
     const redisOptions = options.redis.options;
     this.heartbeat = new Heartbeat(
       {
-        redis: {
+        redis: options.redis,
+        threadRedis: {
           ...redisOptions,
           connectionName: `${redisOptions.connectionName ?? "redactor"}:heartbeat`,
         },
@@ -123,8 +124,7 @@ export class Presence {
       {
         beat: (result) => this.onBeat(result),
         threadFailed: (err) => {
-          options.log.error({ err }, "the heartbeat thread failed; starting it again");
-          this.onBeat({ ok: false, error: `heartbeat thread failed: ${err.message}` });
+          options.log.error({ err }, "the heartbeat thread failed; the event loop beats until it is back");
         },
       },
     );
@@ -135,8 +135,8 @@ export class Presence {
   }
 
   /**
-   * Starts the heartbeat thread (resolves after its first beat; throws HeartbeatError when it
-   * cannot beat) and the repair of local apps' presence every heartbeat period.
+   * Writes the first heartbeat and hands it to the heartbeat thread (throws HeartbeatError when
+   * it cannot be written), and starts the repair of local apps' presence every heartbeat period.
    */
   async start(): Promise<void> {
     await this.heartbeat.start();

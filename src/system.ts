@@ -242,8 +242,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
    * shutdown those still waiting (Redis down or paused) reject with SystemStoppedError.
    */
   private readonly sendsInFlight = new Map<Promise<unknown>, () => void>();
-  /** `spawn` calls still starting: shutdown waits for them, then stops what they started. */
-  private readonly spawning = new Set<Promise<unknown>>();
+  /**
+   * `spawn` calls still starting, each with what rejects it: shutdown waits for them (until its
+   * deadline) and stops what they started; those still starting then reject with SystemStoppedError.
+   */
+  private readonly spawning = new Map<Promise<unknown>, () => void>();
   /** Set when shutdown starts stopping the supervision tree; a spawn ending later stops its own child. */
   private treeStopped = false;
   private readonly presence: Presence;
@@ -542,17 +545,30 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   async spawn(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
     // The whole tree is checked before any of it starts.
     checkSpecTree(spec, (definition) => checkActorDefinition(definition, this.keys.idRules));
-    if (this.stopping) throw new SystemStoppedError(`spawn "${spec.id}"`);
+    const what = `spawn "${spec.id}"`;
+    if (this.stopping) throw new SystemStoppedError(what);
     const adding = this.root.add(spec);
-    this.spawning.add(adding);
-    let child: Child;
-    try {
-      child = await adding;
-    } finally {
-      this.spawning.delete(adding);
-    }
-    // Started after shutdown stopped the tree (it outlived the shutdown deadline): stop it too.
-    if (this.treeStopped) await this.root.remove(child);
+    const child = await new Promise<Child>((resolve, reject) => {
+      this.spawning.set(adding, () => reject(new SystemStoppedError(what)));
+      adding.then(
+        (started) => {
+          this.spawning.delete(adding);
+          // Started after shutdown stopped the tree (Redis was too slow): it is stopped too.
+          if (this.treeStopped) {
+            this.root.remove(started).then(
+              () => reject(new SystemStoppedError(what)),
+              () => reject(new SystemStoppedError(what)),
+            );
+          } else {
+            resolve(started);
+          }
+        },
+        (err: unknown) => {
+          this.spawning.delete(adding);
+          reject(err);
+        },
+      );
+    });
     if (!isSupervisorSpec(spec)) return this.ref(spec.id);
     return {
       id: spec.id,
@@ -594,7 +610,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       if (isSystemInbox) await this.startSystemCell();
       throw err;
     }
-    await this.presence.online(id);
+    // The cell serves already: a presence write that fails (Redis down) must not leave it
+    // running unsupervised; the presence repair announces it within a heartbeat.
+    await this.presence.online(id).catch((err: unknown) => {
+      this.log.warn({ err, actor: id }, "could not announce the actor's presence yet; it will be retried");
+    });
     this.events.emit("actor.started", { actor: id });
     return cell;
   }
@@ -680,9 +700,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private async doShutdown(): Promise<void> {
     const deadline = Date.now() + this.shutdownTimeoutMs;
     // Spawns still starting finish first (within the deadline), so that they are stopped too.
-    await settledBefore(Promise.allSettled([...this.spawning]), deadline);
+    await settledBefore(Promise.allSettled([...this.spawning.keys()]), deadline);
     const ids = new Set([...this.cells.keys(), this.appId]);
     this.treeStopped = true;
+    for (const abandon of this.spawning.values()) abandon();
+    this.spawning.clear();
     try {
       await this.root.stop(deadline);
     } catch (err) {
@@ -877,17 +899,15 @@ export async function createSystem(options: SystemOptions): Promise<ActorSystem>
   });
   await openRedis(cmd, where);
   let sub: Redis | undefined;
-  let system: RedactorSystem | undefined;
+  let system: RedactorSystem;
   try {
     sub = cmd.duplicate({ connectionName: connectionName(options.appId, "sub") });
     sub.on("error", () => {});
     await openRedis(sub, where);
     system = new RedactorSystem(options.appId, cmd, sub, options);
+    // A start that fails stops its own timers and heartbeat; the connections are dropped here.
     await system.start();
   } catch (err) {
-    // Nothing of a system that failed to start may live on: its timers, actors and presence
-    // are stopped (within a short deadline), then both connections are dropped.
-    if (system) await settledBefore(system.shutdown(), Date.now() + 2000);
     sub?.disconnect();
     cmd.disconnect();
     throw explainCommandFailure(err, where);

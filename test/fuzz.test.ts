@@ -126,12 +126,24 @@ function readDeadEntry(raw: Buffer): DeadEntry {
   }
 }
 
+/**
+ * Error counters: `INFO errorstats` per error prefix, and per command the `failed_calls` and
+ * `rejected_calls` of `INFO commandstats` (a failing script counts against EVALSHA). ioredis'
+ * `CLIENT SETINFO` on every new connection (unknown before Redis 7.2) adds to errorstat_ERR
+ * without counting against any command, so ERR alone is read through the command counters.
+ */
 async function errorStats(admin: Redis): Promise<Map<string, number>> {
-  const info = await admin.info("errorstats");
   const stats = new Map<string, number>();
-  for (const line of info.split("\r\n")) {
+  for (const line of (await admin.info("errorstats")).split("\r\n")) {
     const m = /^errorstat_([^:]+):count=(\d+)/.exec(line);
-    if (m) stats.set(m[1] as string, Number(m[2]));
+    if (m && m[1] !== "ERR") stats.set(`errorstat ${m[1]}`, Number(m[2]));
+  }
+  for (const line of (await admin.info("commandstats")).split("\r\n")) {
+    const m = /^cmdstat_([^:]+):.*rejected_calls=(\d+),failed_calls=(\d+)/.exec(line);
+    if (m) {
+      stats.set(`${m[1]} rejected_calls`, Number(m[2]));
+      stats.set(`${m[1]} failed_calls`, Number(m[3]));
+    }
   }
   return stats;
 }
@@ -375,7 +387,7 @@ async function runPlan(plan: Plan, admin: Redis): Promise<void> {
     const errorsAfter = await errorStats(admin);
     for (const [name, count] of errorsAfter) {
       const before = errorsBefore.get(name) ?? 0;
-      if (count > before) violations.push(`[script error] INFO errorstats ${name}: ${before} -> ${count}`);
+      if (count > before) violations.push(`[script error] INFO ${name}: ${before} -> ${count}`);
     }
     violations.push(...(await account(admin, { app, sysApp, inbox, processing, deadKey, written, runs })));
   } finally {

@@ -130,6 +130,35 @@ describe("liveness", () => {
     expect((await observer.status(frozenActor))?.online).toBe(false);
   }, 30_000);
 
+  it("never keeps a process alive: it exits by itself right after shutdown", async () => {
+    const { spawn } = await import("node:child_process");
+    const { fileURLToPath } = await import("node:url");
+    const script = fileURLToPath(new URL("./fixtures/exit-after-shutdown.ts", import.meta.url));
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
+      env: { ...process.env, REDIS_URL: redis().url, APP_ID: uniqueId("exiting") },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let doneAt = 0;
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (!doneAt && out.includes("done")) doneAt = Date.now();
+    });
+    child.stderr.on("data", (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      child.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(out).toContain("done");
+    expect(code).toBe(0);
+    expect(Date.now() - doneAt).toBeLessThan(2000);
+  }, 30_000);
+
   it("stops the heartbeat thread at shutdown: the key is gone and stays gone", async () => {
     const system = await newSystem({ heartbeatMs: 100 });
     await system.spawn(defineActor({ id: uniqueId("quiet"), handlers: {} }));

@@ -31,15 +31,18 @@
  * Replay. A failure prints fast-check's seed and path, and the command sequence. Run the same
  * schedule again with
  *
- *   MODEL_SEED=<seed> MODEL_PATH=<path> npx vitest run test/model.test.ts
+ *   MODEL_SEED=<seed> MODEL_PATH=<path> MODEL_COMMANDS_PATH=<replayPath> npx vitest run test/model.test.ts
  *
- * (MODEL_PATH alone replays the one failing case; add MODEL_SHRINK=1 to shrink it to the
- * shortest failing sequence). Other knobs: MODEL_RUNS (schedules), MODEL_STEPS (commands per
+ * plus MODEL_STEPS=<n> and MODEL_SOAK=1 when the failing run had them (the test prints the line
+ * to use). replayPath is the `/*replayPath="…"*\/` printed after the commands: a shrunk sequence
+ * cannot be replayed without it. MODEL_PATH replays the one failing case; add MODEL_SHRINK=1 to
+ * shrink it to the shortest failing sequence. Other knobs: MODEL_RUNS (schedules), MODEL_STEPS (commands per
  * schedule at most), MODEL_SOAK=1 (the long run of `npm run soak`: more runs, more steps, a
  * random seed unless MODEL_SEED is set), MODEL_VERBOSE=1 (every run's summary and violations),
  * MODEL_KEEP=1 (keep each run's directory of logs), MODEL_CHECK=duplicate,lost (only these
- * invariants fail a run, the others are still reported: shrinks towards one kind of failure). Real processes make the timing differ from
- * one replay to the next; the schedule itself is the same.
+ * invariants fail a run, the others are still reported: shrinks towards one kind of failure).
+ * Real processes make the timing differ from one replay to the next; the schedule itself is the
+ * same.
  */
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -69,6 +72,8 @@ const SEED = process.env.MODEL_SEED
     : 20_261_129;
 const PATH = process.env.MODEL_PATH;
 const SHRINK = process.env.MODEL_SHRINK === "1";
+/** fast-check's `replayPath` of the command sequence (the `/*replayPath="…"*\/` it prints). */
+const COMMANDS_PATH = process.env.MODEL_COMMANDS_PATH;
 const VERBOSE = process.env.MODEL_VERBOSE === "1";
 const KEEP = process.env.MODEL_KEEP === "1";
 /** The invariants whose violation fails a run (all by default); the others are only reported. */
@@ -81,8 +86,12 @@ const INVARIANTS = [
   "critical",
   "presence",
   "errors",
+  "typed-errors",
 ];
 const CHECK = process.env.MODEL_CHECK ? process.env.MODEL_CHECK.split(",").map((s) => s.trim()) : INVARIANTS;
+
+/** The settings a replay needs besides the path: the same seed, and the same generators. */
+const REPLAY = `MODEL_SEED=${SEED} MODEL_STEPS=${STEPS}${SOAK ? " MODEL_SOAK=1" : ""}`;
 
 /** Lease of every worker, ms. */
 const LEASE_MS = 3000;
@@ -762,7 +771,7 @@ function judge(o: Outcome): Verdict {
   for (const e of o.log) {
     if (e.ev !== "finish") continue;
     for (const item of e.items ?? []) {
-      const written = item.written === true || item.written === 1 || item.written === "ok";
+      const written = item.written === true || item.written === "written";
       if (item.event === "COMPLETE" && written && !completedAt.has(item.id)) completedAt.set(item.id, e.t);
     }
   }
@@ -845,7 +854,8 @@ function judge(o: Outcome): Verdict {
       const to = cur.start;
       let reason: string | undefined;
       const death = diedAt.get(prev.pid);
-      if (death !== undefined && death > from && death <= to + SLACK_MS) reason = "holder died";
+      if (prev.outcome === "exit" || (death !== undefined && death >= from && death <= to + SLACK_MS))
+        reason = "holder died";
       if (!reason && longestOverlap(frozen(prev.pid), from, to) >= LIVENESS_MS - SLACK_MS)
         reason = "holder frozen";
       if (!reason && longestOverlap(unreachable.get(prev.pid) ?? [], from, to) >= LIVENESS_MS - SLACK_MS)
@@ -1423,6 +1433,8 @@ describe("the model test's judge", () => {
 
   it("flags a second run that nothing explains, and excuses one after its holder died or froze", () => {
     expect(invariants(outcome({ log: twice() }))).toEqual(["duplicate"]);
+    const killedItself = [entry("start", 1, 20, { kind: "exit" }), entry("exit", 1, 20), ...twice().slice(3)];
+    expect(invariants(outcome({ log: killedItself }))).toEqual([]);
     const died = { slot: 0, app: "w1", pid: 1, readyAt: 0, diedAt: 500, killedByTest: true };
     expect(invariants(outcome({ log: twice(), incarnations: [died] }))).toEqual([]);
     const freeze = (ms: number): FaultWindow => ({
@@ -1490,12 +1502,12 @@ describe("delivery under faults (model-based)", () => {
     async () => {
       console.log(
         `model test: seed ${SEED}${PATH ? `, path ${PATH}` : ""}, ${RUNS} runs of up to ${STEPS} commands` +
-          `${SHRINK ? ", shrinking" : ""}; replay with MODEL_SEED=${SEED}${PATH ? ` MODEL_PATH=${PATH}` : ""}`,
+          `${SHRINK ? ", shrinking" : ""}; replay a failure with ${REPLAY} MODEL_PATH=<path> MODEL_COMMANDS_PATH=<replayPath> as printed`,
       );
       const property = fc.asyncProperty(
         fc.record({ workers: fc.integer({ min: 2, max: 3 }), claimBatch: fc.constantFrom(8, 64) }),
         // Unbiased: every length up to STEPS is as likely, not mostly short schedules.
-        fc.noBias(fc.commands(commandArbs, { maxCommands: STEPS, size: "max" })),
+        fc.noBias(fc.commands(commandArbs, { maxCommands: STEPS, size: "max", replayPath: COMMANDS_PATH })),
         async (params, cmds) => {
           let world: World | undefined;
           try {

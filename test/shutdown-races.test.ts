@@ -187,6 +187,29 @@ describe("shutdown while a spawn is in flight", () => {
     });
   }
 
+  it("a spawn that cannot finish by the shutdown deadline (Redis down) rejects with SystemStoppedError", async () => {
+    await withOwnRedis(async (server) => {
+      const system = await createSystem({
+        appId: uniqueId("sys"),
+        redis: server.url,
+        logger: pino({ level: "silent" }),
+        shutdownTimeoutMs: 500,
+      });
+      await server.kill();
+      const client = (system as unknown as { cmd: Redis }).cmd;
+      await waitFor(() => client.status !== "ready", 5000, "the client to notice");
+      const spawned = settle(
+        system.spawn(defineActor<Work>({ id: uniqueId("stuck"), handlers: { work: async () => {} } })),
+      );
+      await sleep(100);
+      await system.shutdown();
+      const { error, ms } = await spawned;
+      expect(error).toBeInstanceOf(SystemStoppedError);
+      expect(ms).toBeLessThan(5000);
+      expect(system.actorIds()).toEqual([]);
+    });
+  });
+
   it("a spawn after shutdown began is refused with SystemStoppedError", async () => {
     const system = await newSystem();
     const stopping = system.shutdown();

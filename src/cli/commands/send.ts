@@ -233,6 +233,9 @@ export const askCommand: CommandSpec = {
       }
       return ExitCode.OK;
     } catch (err) {
+      if (err instanceof MessageTooLargeError || err instanceof UnserializableValueError) {
+        throw new CommandFailedError(err.message);
+      }
       if (err instanceof AskFailedError) {
         throw new CommandFailedError(
           `"${app}" failed "${type}" (request ${err.messageId}): the request failed (${err.detail}), ` +
