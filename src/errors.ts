@@ -263,3 +263,41 @@ export class RedisMaxClientsError extends RedisUnavailableError {
 export class RedisDatabaseError extends RedisUnavailableError {
   override name = "RedisDatabaseError";
 }
+
+/** What to do about a Redis error reply, by its code (the reply's first word). */
+const REDIS_ERROR_ADVICE: Readonly<Record<string, string>> = {
+  OOM:
+    "Redis is over maxmemory and refuses writes; free memory or raise maxmemory, then send again " +
+    "(nothing was written)",
+  NOPERM: "the Redis user lacks a permission redactor needs; see the ACL line in the README",
+  READONLY: "this server is a read-only replica; connect to the primary",
+  BUSY: "a script is running too long on the server; try again when it ends",
+  LOADING: "Redis is loading its data set; try again in a moment",
+  MISCONF: "Redis cannot persist to disk and refuses writes; fix its disk or persistence settings",
+};
+
+/**
+ * Redis answered a command with an error reply (it refused to write under memory pressure, a
+ * permission is missing, the server is a replica …). `code` is the reply's first word (`OOM`,
+ * `NOPERM`, `READONLY` …); `cause` is the reply itself.
+ */
+export class RedisCommandError extends RedactorError {
+  override name = "RedisCommandError";
+  readonly code: string;
+  constructor(what: string, cause: Error) {
+    const code = /^([A-Z]+)\b/.exec(cause.message)?.[1] ?? "ERR";
+    const advice = REDIS_ERROR_ADVICE[code];
+    super(`Redis refused to ${what}: ${cause.message}${advice ? `; ${advice}` : ""}`, { cause });
+    this.code = code;
+  }
+}
+
+/**
+ * `err` as a typed error: an error reply from Redis becomes a RedisCommandError saying what was
+ * refused and what to do; anything else (already typed, or a connection failure) is returned as
+ * it is.
+ */
+export function fromRedisReply(what: string, err: unknown): unknown {
+  if (err instanceof RedactorError || !(err instanceof Error) || err.name !== "ReplyError") return err;
+  return new RedisCommandError(what, err);
+}

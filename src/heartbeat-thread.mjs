@@ -14,17 +14,16 @@
  *   { type: "offset", id, offsetMs }    Redis' clock moved against the local one
  *   { type: "beat", id }                beat now (after a reconnect)
  * To the main thread, after each beat:
- *   { type: "beat", id, ok: true, refreshed: "set" | "created" | "pexpire" } or
+ *   { type: "beat", id, ok: true, refreshed: "set" | "created" } or
  *   { type: "beat", id, ok: false, error: string }
  * ("created": the key was gone and was written again: Redis lost data, FLUSHALL, a DEL).
  */
+import { readFileSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { Redis } from "ioredis";
 
-/** @param {unknown} err */
-function isOutOfMemory(err) {
-  return err instanceof Error && err.message.startsWith("OOM");
-}
+/** src/lua/heartbeat.lua (dist/lua/heartbeat.lua once built): never refused over maxmemory. */
+const HEARTBEAT_LUA = readFileSync(new URL("./lua/heartbeat.lua", import.meta.url), "utf8");
 
 /** One system's heartbeat key. */
 class Beat {
@@ -46,6 +45,7 @@ class Beat {
       maxRetriesPerRequest: 1,
       commandTimeout: spec.periodMs,
     });
+    this.redis.defineCommand("heartbeat", { numberOfKeys: 1, lua: HEARTBEAT_LUA });
     this.redis.on("error", () => {
       // ioredis reconnects by itself; a beat that fails meanwhile is reported.
     });
@@ -73,32 +73,13 @@ class Beat {
     });
   }
 
-  /**
-   * SET XX with the key's lifetime (a plain SET when it was gone, reported as "created"), or,
-   * when Redis refuses writes (OOM), PEXPIRE.
-   */
+  /** Runs src/lua/heartbeat.lua: the key's value and lifetime, created again when it was gone. */
   async refresh() {
     const { redis, key, ttlMs } = this;
     try {
       const value = ((performance.timeOrigin + performance.now() + this.offsetMs) / 1000).toFixed(3);
-      try {
-        if ((await redis.set(key, value, "PX", ttlMs, "XX")) === "OK") {
-          this.report({ ok: true, refreshed: "set" });
-        } else {
-          await redis.set(key, value, "PX", ttlMs);
-          this.report({ ok: true, refreshed: "created" });
-        }
-      } catch (err) {
-        if (!isOutOfMemory(err)) throw err;
-        // Over maxmemory SET is refused (denyoom) but PEXPIRE is not: the key keeps living with
-        // its last value. It cannot be created again while Redis refuses writes.
-        if ((await redis.pexpire(key, ttlMs)) !== 1) {
-          throw new Error(`${err.message} (the heartbeat key is gone and cannot be written again)`, {
-            cause: err,
-          });
-        }
-        this.report({ ok: true, refreshed: "pexpire" });
-      }
+      const code = await redis.heartbeat(key, value, ttlMs);
+      this.report({ ok: true, refreshed: code === 2 ? "created" : "set" });
     } catch (err) {
       this.report({ ok: false, error: err instanceof Error ? err.message : String(err) });
     }

@@ -6,9 +6,10 @@
  * thread, still bounds a hung handler. The thread is part of the process: SIGKILL ends both,
  * SIGSTOP freezes both (a frozen process may be taken for dead, rightly).
  *
- * Each beat is `SET key <Redis time> PX <3 periods> XX` (a plain SET when the key was gone, which
- * is reported: Redis lost data); when Redis is over `maxmemory` and refuses writes, `PEXPIRE`
- * (which it does not refuse) keeps the key alive. A beat that fails anyway is reported to the
+ * Each beat runs src/lua/heartbeat.lua: the key gets the beat's time and a lifetime of three
+ * periods, and is created again when it was gone (reported: Redis lost data). The script is
+ * never refused over `maxmemory` (its first write is a PEXPIRE), so memory pressure never makes
+ * a live process look dead. A beat that fails anyway (Redis unreachable) is reported to the
  * owner, which logs it and emits `heartbeat.failed`.
  *
  * Starting a system does not wait for the thread: the main thread writes the first beat itself,
@@ -19,6 +20,7 @@ import { Worker } from "node:worker_threads";
 import type { Redis, RedisOptions } from "ioredis";
 import { monotonicWallMs } from "./clock.js";
 import { HeartbeatError } from "./errors.js";
+import { Scripts } from "./scripts.js";
 
 /** How a heartbeat is set up. */
 export interface HeartbeatOptions {
@@ -39,7 +41,7 @@ export type BeatResult =
   | {
       ok: true;
       /** `created`: the key was gone (Redis lost data, FLUSHALL, a DEL) and was written again. */
-      refreshed: "set" | "created" | "pexpire";
+      refreshed: "set" | "created";
     }
   | { ok: false; error: string };
 
@@ -86,10 +88,6 @@ export function cloneableRedisOptions(options: RedisOptions): RedisOptions {
 function isPlainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
-}
-
-function isOutOfMemory(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith("OOM");
 }
 
 /** A message from the thread. */
@@ -205,6 +203,8 @@ export class Heartbeat {
   /** The thread has beaten for this key since it was (re)added. */
   private threadBeating = false;
   private stopped = true;
+  /** The heartbeat script on the system's connection, for beats from the event loop. */
+  private scripts: Scripts | undefined;
 
   constructor(
     private readonly options: HeartbeatOptions,
@@ -292,19 +292,14 @@ export class Heartbeat {
     this.backupTimer = undefined;
   }
 
-  /** One beat over the system's command connection (the thread's logic, on the event loop). */
+  /** One beat over the system's command connection (the thread's script, on the event loop). */
   private async beatFromMain(): Promise<BeatResult> {
     const { redis, key, periodMs } = this.options;
-    const ttlMs = periodMs * 3;
     const value = ((monotonicWallMs() + this.offsetMs) / 1000).toFixed(3);
     try {
-      try {
-        await redis.set(key, value, "PX", ttlMs);
-        return { ok: true, refreshed: "set" };
-      } catch (err) {
-        if (!isOutOfMemory(err) || (await redis.pexpire(key, ttlMs)) !== 1) throw err;
-        return { ok: true, refreshed: "pexpire" };
-      }
+      this.scripts ??= new Scripts(redis);
+      const code = Number(await this.scripts.run("heartbeat", [key], [value, periodMs * 3]));
+      return { ok: true, refreshed: code === 2 ? "created" : "set" };
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err.message : String(err) };
     }

@@ -44,6 +44,7 @@ export {
   MessageTooLargeError,
   RedactorError,
   RedisAuthError,
+  RedisCommandError,
   RedisDatabaseError,
   RedisMaxClientsError,
   RedisTlsError,

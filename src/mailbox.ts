@@ -4,7 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import { type Envelope, encodeEnvelope } from "./envelope.js";
-import { MessageTooLargeError } from "./errors.js";
+import { fromRedisReply, MessageTooLargeError } from "./errors.js";
 import type { Keyspace } from "./keyspace.js";
 import { type LifecycleEvent, nextStatus, STATUS } from "./lifecycle.js";
 import { canonicalScore, type Priority, wireScore } from "./priority.js";
@@ -198,7 +198,8 @@ export class Mailbox {
   /**
    * Sends messages that share one sender and one recipient, atomically; returns the positions
    * of those not sent because they are duplicates (already pending, processing or completed,
-   * or earlier in this batch).
+   * or earlier in this batch). Throws RedisCommandError when Redis refuses the script (`code`
+   * OOM over maxmemory, NOPERM …): then nothing was sent.
    */
   async send(messages: readonly EncodedMessage[]): Promise<number[]> {
     const first = messages[0];
@@ -217,7 +218,12 @@ export class Mailbox {
       keys.push(this.keys.message(m.envelope.id));
       args.push(...this.sendArgs(m));
     }
-    return ((await this.scripts.run("send", keys, args)) as number[]).map(Number);
+    try {
+      return ((await this.scripts.run("send", keys, args)) as number[]).map(Number);
+    } catch (err) {
+      // OOM, NOPERM, READONLY …: a typed error that says what to do (the script wrote nothing).
+      throw fromRedisReply(`send ${messages.length} message(s) to "${recipient}"`, err);
+    }
   }
 
   /** Claims up to `max` messages of `app` under a lease named `token`. */

@@ -101,7 +101,6 @@ export class Presence {
   private beating = false;
   private failures = 0;
   private firstFailureAt = 0;
-  private refreshedByExpire = false;
 
   constructor(private readonly options: PresenceOptions) {
     this.redis = options.redis;
@@ -181,19 +180,6 @@ export class Presence {
     }
     // The key was gone while this process lived: Redis lost data, so may its presence hashes.
     if (result.refreshed === "created" && this.beating) this.fullCheckDue = true;
-    const byExpire = result.refreshed === "pexpire";
-    if (byExpire !== this.refreshedByExpire) {
-      this.refreshedByExpire = byExpire;
-      if (byExpire) {
-        log.warn(
-          { node: this.nodeId },
-          "Redis is over maxmemory and refuses writes; the heartbeat is kept alive with PEXPIRE " +
-            "until it accepts them again (raise maxmemory or free memory)",
-        );
-      } else {
-        log.info({ node: this.nodeId }, "Redis accepts writes again; the heartbeat is written normally");
-      }
-    }
   }
 
   private announceArgs(mode: "force" | "repair", apps: readonly string[]): (string | number)[] {

@@ -10,7 +10,16 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 /** The Lua commands, one `.lua` file each. */
-export type ScriptName = "send" | "claim" | "finish" | "extend" | "recover" | "peek" | "announce" | "leave";
+export type ScriptName =
+  | "send"
+  | "claim"
+  | "finish"
+  | "extend"
+  | "recover"
+  | "peek"
+  | "heartbeat"
+  | "announce"
+  | "leave";
 
 const SCRIPT_NAMES: readonly ScriptName[] = [
   "send",
@@ -19,6 +28,7 @@ const SCRIPT_NAMES: readonly ScriptName[] = [
   "extend",
   "recover",
   "peek",
+  "heartbeat",
   "announce",
   "leave",
 ];

@@ -15,7 +15,8 @@
  *    member's;
  *  - one payload gets the same verdict whichever way it was sent (tell, tell with a deadline,
  *    ask); members sharing an id run once between them;
- *  - no script fails: `INFO errorstats` is unchanged.
+ *  - no script or command fails: `INFO errorstats` and the failed and rejected calls of
+ *    `INFO commandstats` are unchanged.
  *
  * Seeded and replayable: the seed is printed; FUZZ_SEED=<seed> (and FUZZ_PATH=<path> from a
  * failure report) replays a run, FUZZ_RUNS sets how many (`npm run fuzz` for a long run).
@@ -49,7 +50,7 @@ const SENTINEL_MS = 10_000;
 const QUIET_MS = 8_000;
 
 const LONG = process.env.FUZZ_LONG === "1";
-const RUNS = Number(process.env.FUZZ_RUNS ?? (LONG ? 300 : 20));
+const RUNS = Number(process.env.FUZZ_RUNS ?? (LONG ? 2000 : 100));
 /** `npm test` replays one fixed seed; `npm run fuzz` draws a new one each time. */
 const SEED =
   process.env.FUZZ_SEED !== undefined
@@ -257,6 +258,7 @@ async function runPlan(plan: Plan, admin: Redis): Promise<void> {
       id: `${app}-m${i}`,
       tag: `${app}-g${i}`,
       freshId: `${app}-f${i}`,
+      uniqueInt: (Date.now() % 1e9) * 1000 + i,
       genuineIds,
       maxMessageBytes: MAX_BYTES,
       nowSec,

@@ -1,8 +1,8 @@
 /**
- * Memory pressure: with Redis over `maxmemory` (noeviction) writes are refused. The heartbeat is
- * then kept alive with PEXPIRE, so a healthy process is never taken for dead (by others or by
- * itself), a message runs once, and apps stay online; a beat that cannot be kept at all is
- * logged and emitted as `heartbeat.failed`. An evicting `maxmemory-policy` is warned about at
+ * Memory pressure: with Redis over `maxmemory` (noeviction) writes are refused. The heartbeat and
+ * lease scripts are not (their first write is one Redis never refuses), so a healthy process is
+ * never taken for dead (by others or by itself), a message runs once, and apps stay online; a beat
+ * that gets no answer is logged and emitted as `heartbeat.failed`. An evicting `maxmemory-policy` is warned about at
  * start, or refused with `requireNoEviction`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { EvictionPolicyError } from "../src/errors.js";
-import { createSystem, defineActor, type SystemEvents } from "../src/index.js";
+import { createSystem, defineActor, RedisCommandError, type SystemEvents } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 import { captureLogger, startWorker, useSystems, waitFor } from "./harness/system.js";
 
@@ -89,9 +89,8 @@ describe("memory pressure", () => {
       expect(starts()).toHaveLength(1);
       expect(await admin.zcard(`queue:${actor}:dead`)).toBe(0);
       expect(await observer.listOnline()).toEqual(expect.arrayContaining([actor, workerApp]));
-      // Its own heartbeat never failed: PEXPIRE kept it while SET was refused.
+      // Its own heartbeat never failed: the heartbeat script is not refused over maxmemory.
       expect(worker.output()).not.toContain("heartbeat failed");
-      expect(worker.output()).toContain("PEXPIRE");
     } finally {
       await lift?.();
       await worker.kill("SIGKILL");
@@ -152,6 +151,47 @@ describe("memory pressure", () => {
     }
   }, 120_000);
 
+  it("keeps the heartbeat over maxmemory even when Redis lost the key", async () => {
+    const system = await newSystem({ heartbeatMs: 200 });
+    const admin = redis().client();
+    const failed: SystemEvents["heartbeat.failed"][] = [];
+    system.events.on("heartbeat.failed", (e) => failed.push(e));
+    const key = `heartbeat:${system.nodeId}`;
+    const lift = await overMaxmemory(admin);
+    try {
+      await admin.del(key);
+      // Writes are refused, yet the heartbeat script writes the key again within a period or two.
+      await expect(admin.set(uniqueId("probe"), "x")).rejects.toThrow(/OOM/);
+      await waitFor(async () => (await admin.exists(key)) === 1, 3000, "the key written again");
+      expect(await system.listOnline()).toContain(system.appId);
+    } finally {
+      await lift();
+    }
+    expect(failed).toEqual([]);
+  });
+
+  it("a tell refused over maxmemory rejects with a typed RedisCommandError (code OOM) and writes nothing", async () => {
+    const system = await newSystem();
+    const admin = redis().client();
+    const app = uniqueId("refused");
+    const lift = await overMaxmemory(admin);
+    try {
+      const error = await system
+        .ref(app)
+        .tell("t", {})
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(error).toBeInstanceOf(RedisCommandError);
+      expect(error).toMatchObject({ code: "OOM" });
+      expect((error as Error).message).toMatch(/maxmemory/);
+      expect(await admin.exists(`queue:${app}:inbox`)).toBe(0);
+    } finally {
+      await lift();
+    }
+  });
+
   it("logs a beat it cannot keep and emits heartbeat.failed, then heartbeat.recovered", async () => {
     const { logger, lines } = captureLogger();
     const system = await newSystem({ heartbeatMs: 200, logger });
@@ -161,20 +201,12 @@ describe("memory pressure", () => {
     system.events.on("heartbeat.failed", (e) => failed.push(e));
     system.events.on("heartbeat.recovered", (e) => recovered.push(e));
     const key = `heartbeat:${system.nodeId}`;
-    const lift = await overMaxmemory(admin);
-    try {
-      // The key gone while writes are refused: it cannot be written again.
-      await admin.del(key);
-      await waitFor(() => failed.length > 0, 3000, "heartbeat.failed");
-      expect(failed[0]).toMatchObject({ node: system.nodeId, failures: 1 });
-      expect(failed[0]?.error).toMatch(/OOM/);
-      expect(lines.some((l) => l.msg?.toString().startsWith("heartbeat failed") && l.level === 40)).toBe(
-        true,
-      );
-    } finally {
-      await lift();
-    }
-    await waitFor(() => recovered.length > 0, 3000, "heartbeat.recovered");
+    // Redis holds every write for 1.5 s: the beats in that time get no answer.
+    await admin.call("CLIENT", "PAUSE", "1500", "WRITE");
+    await waitFor(() => failed.length > 0, 3000, "heartbeat.failed");
+    expect(failed[0]).toMatchObject({ node: system.nodeId, failures: 1 });
+    expect(lines.some((l) => l.msg?.toString().startsWith("heartbeat failed") && l.level === 40)).toBe(true);
+    await waitFor(() => recovered.length > 0, 5000, "heartbeat.recovered");
     expect(await admin.exists(key)).toBe(1);
     expect(recovered[0]?.failures).toBeGreaterThanOrEqual(1);
   });

@@ -63,13 +63,19 @@ import { type ChildWorker, startWorker } from "./harness/system.js";
 // Settings
 
 const SOAK = process.env.MODEL_SOAK === "1";
-const RUNS = Number(process.env.MODEL_RUNS ?? (SOAK ? 25 : 5));
+const RUNS = Number(process.env.MODEL_RUNS ?? (SOAK ? 25 : 8));
 const STEPS = Number(process.env.MODEL_STEPS ?? (SOAK ? 40 : 16));
+/**
+ * The short run's fixed seed: its eight schedules include peer CRITICALs sent into busy batches
+ * with no fault around them, memory pressure, kills, freezes and pauses. The soak takes a random
+ * one (Redis restarts and CLIENT KILL come up there).
+ */
+const SHORT_SEED = 2;
 const SEED = process.env.MODEL_SEED
   ? Number(process.env.MODEL_SEED)
   : SOAK
     ? Date.now() % 2 ** 31
-    : 20_261_129;
+    : SHORT_SEED;
 const PATH = process.env.MODEL_PATH;
 const SHRINK = process.env.MODEL_SHRINK === "1";
 /** fast-check's `replayPath` of the command sequence (the `/*replayPath="…"*\/` it prints). */
@@ -1009,13 +1015,14 @@ function judge(o: Outcome): Verdict {
   // --- summary
   const byStatus: Record<string, number> = {};
   for (const s of o.sent) {
-    const status = !s.id
-      ? s.error
-        ? "refused"
-        : "unsent"
-      : o.dead.has(s.id)
-        ? `dead:${o.dead.get(s.id)?.reason}`
-        : String(o.statuses.get(s.id) ?? "missing");
+    const refused = s.error !== undefined && s.ackAt === undefined && s.reply === undefined;
+    const status = refused
+      ? "refused"
+      : !s.id
+        ? "unsent"
+        : o.dead.has(s.id)
+          ? `dead:${o.dead.get(s.id)?.reason}`
+          : String(o.statuses.get(s.id) ?? "missing");
     byStatus[status] = (byStatus[status] ?? 0) + 1;
   }
   const faultCounts: Record<string, number> = {};

@@ -2,6 +2,7 @@
   Extends the leases of messages a consumer still holds (the one it is handling and the rest of
   its claimed batch), so a long handler is not mistaken for a dead one, and tells the consumer,
   per message, whether it still holds it: a consumer never starts a message it no longer holds.
+  Never refused over maxmemory (its first write is a ZREM).
 
   KEYS[1]  queue:<app>:processing
 
@@ -26,8 +27,10 @@ for i = 4, #ARGV, 2 do
     code = redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 1 and -2 or -1
   elseif lease ~= ARGV[2] then
     code = -2
-  elseif redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i + 1]) == 1
-    or redis.call('ZSCORE', KEYS[1], ARGV[i + 1]) then
+  elseif redis.call('ZREM', KEYS[1], ARGV[i + 1]) == 1 then
+    -- ZREM then ZADD rather than ZADD XX: a ZREM is never refused over maxmemory, and once a
+    -- script has written Redis lets the rest through, so leases are renewed under memory pressure.
+    redis.call('ZADD', KEYS[1], deadline, ARGV[i + 1])
     code = 0
   else
     code = -4

@@ -337,6 +337,8 @@ export interface BuildContext {
   tag: string;
   /** An id for a second "id" key (unique). */
   freshId: string;
+  /** An integer no other member uses, for ids written as numbers. */
+  uniqueInt: number;
   /** Ids of valid messages written earlier (for dupId, nestedIdOnly, sameId). */
   genuineIds: readonly string[];
   maxMessageBytes: number;
@@ -361,6 +363,27 @@ const q = (s: string) => b(JSON.stringify(s));
 /** A raw token as bytes ("$ms": Date.now() as a number). */
 function tokenBytes(token: string): Buffer {
   return token === "$ms" ? b(String(Date.now())) : b(token);
+}
+
+/**
+ * A token written as an id, made unique so that ids never repeat across members and runs (a
+ * repeated id is a duplicate, which is not what the token is there to try): a string keeps its
+ * text after a unique prefix, a safe integer (in any spelling) becomes a unique one in the same
+ * spelling; the rest (empty, non-integer, not JSON) cannot be an id and stays as it is.
+ */
+function uniqueIdToken(token: string, ctx: BuildContext): Buffer {
+  if (token === "$ms") return b(String(ctx.uniqueInt));
+  let value: unknown;
+  try {
+    value = JSON.parse(token);
+  } catch {
+    return b(token);
+  }
+  if (typeof value === "string" && value !== "") return q(`${ctx.id}-${value}`);
+  if (typeof value === "number" && Number.isSafeInteger(value)) {
+    return b(/[.eE]/.test(token) ? `${ctx.uniqueInt}.0` : String(ctx.uniqueInt));
+  }
+  return b(token);
 }
 
 /** Inserts raw bytes just before the closing quote of a JSON string token, or into an object. */
@@ -420,7 +443,7 @@ export function buildMember(spec: EnvelopeSpec, ctx: BuildContext, idOverride?: 
   for (const mu of spec.mutations) {
     switch (mu.m) {
       case "value":
-        set(mu.field, tokenBytes(mu.token));
+        set(mu.field, mu.field === "id" ? uniqueIdToken(mu.token, ctx) : tokenBytes(mu.token));
         break;
       case "drop":
         fields = fields.filter(([k]) => !k.equals(q(mu.field)));
@@ -443,7 +466,10 @@ export function buildMember(spec: EnvelopeSpec, ctx: BuildContext, idOverride?: 
         break;
       }
       case "dupField":
-        insertAt(mu.at, [q(mu.field), tokenBytes(mu.token)]);
+        insertAt(mu.at, [
+          q(mu.field),
+          mu.field === "id" ? uniqueIdToken(mu.token, ctx) : tokenBytes(mu.token),
+        ]);
         break;
       case "nest":
         set(
