@@ -95,7 +95,7 @@ function outcome(code: unknown): RecordOutcome {
 export interface ClaimResult {
   /** Redis' clock at the claim, ms. */
   nowMs: number;
-  /** Foreign scores remain to be fixed: claim again before trusting the order. */
+  /** Foreign scores remain to be fixed, or a duplicate id went back: claim again (after finishing what was claimed). */
   more: boolean;
   claimed: ClaimedMessage[];
   /** Ids marked `timeout` because their deadline passed before they started. */

@@ -8,8 +8,9 @@
     - members over the size limit, members that are not a JSON object, members without a
       readable id (dead-lettered; a readable id is marked failed);
     - messages whose timestamp + timeout has passed by Redis' clock (status timeout);
-    - ids already completed, ids in flight under another lease, and an id seen earlier in the
-      same claim (dropped: a duplicate never runs twice).
+    - ids already completed and ids in flight under another lease (dropped: a duplicate never
+      runs twice); a second member with an id claimed earlier in the same call goes back to the
+      inbox and ends the claim, to be judged once that run has ended.
   Attempts count runs that started: only the first message handed out has its attempt counted
   here (it starts at once); the consumer counts each later one when it starts it (start.lua)
   and gives the first one's back if it hands it back unstarted.
@@ -33,7 +34,8 @@
   ARGV[12] how many foreign-scored messages / expired leases to handle in one call
 
   Returns { now_ms, more, claimed, timed_out, rejected, duplicates }; never an error
-    more       1 when foreign scores remain to fix: call again before trusting the order
+    more       1 when foreign scores remain to fix, or a duplicate went back: call again (after
+               finishing what was claimed) before trusting the order
     claimed    flat list: member, runs before this one, id, priority (1-4), member, …
     timed_out  ids marked timeout
     rejected   how many members were dead-lettered
@@ -66,12 +68,20 @@ local function text(v)
   return ''
 end
 
--- Dead-letters a member that cannot be a message; a readable id is marked failed.
+-- Dead-letters a member that cannot be a message; a readable id is marked failed, unless its
+-- hash already tells another story: a final status (the id completed, failed or timed out with
+-- another member) or a run in flight under a lease, which this member must not overwrite.
 local function refuse(member, id, reason, err, attempts)
   deadLetter(dead, nowMs, id, reason, err, attempts, member)
   if id then
-    redis.call('HSET', prefix .. id, 'status', stRejected, 'error', reason .. ': ' .. err, 'lease', '')
-    redis.call('EXPIRE', prefix .. id, ttl)
+    local key = prefix .. id
+    local current = redis.call('HMGET', key, 'status', 'lease')
+    local final = current[1] == stDone or current[1] == stRejected or current[1] == stTimeout
+    local inFlight = current[2] and current[2] ~= ''
+    if not final and not inFlight then
+      redis.call('HSET', key, 'status', stRejected, 'error', reason .. ': ' .. err, 'lease', '')
+      redis.call('EXPIRE', key, ttl)
+    end
   end
   rejected = rejected + 1
 end
@@ -81,15 +91,16 @@ local function decode(member)
   if #member > maxBytes then
     local id = leadingId(member)
     if not id and #member <= 8 * maxBytes then
-      local msg = decodeMember(member)
-      id = msg and idOf(msg)
+      local msg, _, validJson = decodeMember(member)
+      if msg then id = idOf(msg) elseif validJson then id = scannedId(member) end
     end
     refuse(member, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes)
     return nil
   end
-  local msg, problem = decodeMember(member)
+  local msg, problem, validJson = decodeMember(member)
   if not msg then
-    refuse(member, leadingId(member), 'malformed', problem)
+    -- Its id only if JSON.parse would read one: the same id on every path.
+    refuse(member, validJson and scannedId(member) or nil, 'malformed', problem)
     return nil
   end
   local id = idOf(msg)
@@ -130,6 +141,11 @@ releaseStuck(inbox, processing, prefix, '', stReleased, batch, nowUs, false, nil
 -- 3. Claim.
 local claimed, timedOut, leases, seen = {}, {}, {}, {}
 local duplicates = 0
+-- A second member with an id already claimed in this call goes back to the inbox, at its score,
+-- and the claim stops there: it is looked at again once this claim's run of the id has ended
+-- (then it is a duplicate of a completed id, or a new attempt after a failure), so a member
+-- that turns out invalid never makes a genuine one with its id vanish.
+local deferred = {}
 local deadline = nowMs + leaseMs
 while #claimed < want * 4 do
   local asked = want - #claimed / 4
@@ -154,7 +170,10 @@ while #claimed < want * 4 do
       local key = prefix .. id
       local status = current[1]
       local deadlineSec = msg and deadlineOf(msg)
-      if seen[id] or status == stDone or (status == stProcessing and current[3] and current[3] ~= '') then
+      if seen[id] then
+        deferred[#deferred + 1] = score
+        deferred[#deferred + 1] = member
+      elseif status == stDone or (status == stProcessing and current[3] and current[3] ~= '') then
         duplicates = duplicates + 1
       elseif deadlineSec and deadlineSec < nowSec then
         redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start', 'lease', '')
@@ -189,8 +208,9 @@ while #claimed < want * 4 do
     end
   end
   -- Fewer than asked for: the inbox is empty, no need to ask it again.
-  if drained then break end
+  if drained or #deferred > 0 then break end
 end
 if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
+if #deferred > 0 then redis.call('ZADD', inbox, unpack(deferred)) end
 
-return { nowMs, 0, claimed, timedOut, rejected, duplicates }
+return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates }

@@ -106,14 +106,108 @@ local function withoutLoneSurrogates(member)
   return table.concat(parts)
 end
 
--- The member decoded as a JSON object (a Lua table), or nil with the reason it is not one.
+-- One JSON string token (quotes included) decoded, or nil.
+local function decodeString(token)
+  local ok, text = pcall(cjson.decode, token)
+  if not ok and string.find(token, '\\u', 1, true) then ok, text = pcall(cjson.decode, withoutLoneSurrogates(token)) end
+  if ok and type(text) == 'string' then return text end
+  return nil
+end
+
+-- The position of the quote that closes the string token opening at `at`, or nil.
+local function stringEnd(member, at)
+  local j = at + 1
+  while true do
+    local q = string.find(member, '["\\]', j)
+    if not q then return nil end
+    if string.byte(member, q) == 92 then j = q + 2 else return q end
+  end
+end
+
+-- The id of a member that cjson cannot decode but JSON.parse may (nesting past cjson's limit of
+-- 1000): the value of the last "id" key of the top-level object, found by walking the text from
+-- one structural character to the next, as JSON.parse would read it. nil when there is none or
+-- it is not a usable id.
+local function scannedId(member)
+  if not string.find(member, '^%s*{') then return nil end
+  local depth, i, expectKey, id = 0, 1, false, nil
+  while true do
+    local at, _, c = string.find(member, '([{}%[%]",])', i)
+    if not at then return id end
+    if c == '"' then
+      local close = stringEnd(member, at)
+      if not close then return id end
+      if depth == 1 and expectKey and decodeString(string.sub(member, at, close)) == 'id' then
+        local vAt = select(2, string.find(member, '^%s*:%s*', close + 1))
+        vAt = vAt and vAt + 1
+        id = nil
+        if vAt and string.byte(member, vAt) == 34 then
+          local vClose = stringEnd(member, vAt)
+          local text = vClose and decodeString(string.sub(member, vAt, vClose))
+          if text and isIdText(text) then id = text end
+          close = vClose or close
+        elseif vAt then
+          local token = string.match(member, '^%-?%d[%d%.eE+-]*', vAt)
+          local n = token and string.find(member, '^[%s,}]', vAt + #token) and tonumber(token)
+          if n and isFinite(n) and n == math.floor(n) and math.abs(n) <= 9007199254740991 then
+            id = n == 0 and '0' or string.format('%.0f', n)
+          end
+        end
+      end
+      expectKey = false
+      i = close + 1
+    elseif c == '{' or c == '[' then
+      depth = depth + 1
+      expectKey = depth == 1
+      i = at + 1
+    elseif c == '}' or c == ']' then
+      depth = depth - 1
+      i = at + 1
+    else
+      if depth == 1 then expectKey = true end
+      i = at + 1
+    end
+  end
+end
+
+-- True when the text holds, outside its strings, a token that cjson reads and JSON.parse refuses:
+-- NaN, Infinity, hexadecimal (0x1F), a leading zero (01) or a leading plus (+1). Such a member
+-- is refused on every path, as JSON.parse would refuse it.
+local function hasInvalidToken(member)
+  local i, n = 1, #member
+  while i <= n do
+    local q = string.find(member, '"', i, true)
+    local seg = string.sub(member, i, (q or n + 1) - 1)
+    for word in string.gmatch(seg, '%a+') do
+      if word ~= 'true' and word ~= 'false' and word ~= 'null' and word ~= 'e' and word ~= 'E' then
+        return true
+      end
+    end
+    if string.find(seg, '[^%d%.eE]0%d') or string.find(seg, '[^%deE]%+') then return true end
+    if not q then return false end
+    local close = stringEnd(member, q)
+    if not close then return false end
+    i = close + 1
+  end
+  return false
+end
+
+-- The member decoded as a JSON object (a Lua table), or nil with the reason it is not one and,
+-- third, true when it is valid JSON all the same (too deep for cjson: scannedId reads its id).
 local function decodeMember(member)
   local ok, msg = pcall(cjson.decode, member)
   if not ok and string.find(member, '\\u', 1, true) then
     ok, msg = pcall(cjson.decode, withoutLoneSurrogates(member))
   end
-  if not ok then return nil, 'not valid JSON' end
+  if not ok then
+    -- Nested deeper than cjson goes: valid JSON all the same, whose id JSON.parse would read.
+    if string.find(tostring(msg), 'nested', 1, true) then
+      return nil, 'nested deeper than 1000 levels', not hasInvalidToken(member)
+    end
+    return nil, 'not valid JSON'
+  end
   if type(msg) ~= 'table' then return nil, 'not a JSON object' end
+  if hasInvalidToken(member) then return nil, 'not valid JSON (NaN, Infinity, 0x…, 01 or +1)' end
   return msg
 end
 

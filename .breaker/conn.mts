@@ -1,0 +1,21 @@
+import { startRedis, freePort } from "../test/harness/redis-server.ts";
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+const run = (label: string, url: string, limitMs = 25000) => new Promise<void>((res) => {
+  const t0 = Date.now(); let out = "";
+  const c = spawn(process.execPath, ["--import", "tsx", "test/fixtures/connect-fails.ts"], { env: { ...process.env, REDIS_URL: url, APP_ID: "cf" } });
+  c.stdout.on("data", d => out += d); c.stderr.on("data", d => out += d);
+  const timer = setTimeout(() => { c.kill("SIGKILL"); }, limitMs);
+  c.on("exit", (code, sig) => { clearTimeout(timer); console.log(label, "| exit", code, sig ?? "", "after", Date.now() - t0, "ms |", out.trim().replace(/\s+/g, " ").slice(0, 260)); res(); });
+});
+const primary = await startRedis();
+const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(primary.port)] });
+await new Promise(r => setTimeout(r, 500));
+await run("replica (read-only)", replica.url);
+const silent = createServer((s) => { s.on("error", () => {}); }); const sp = await freePort(); silent.listen(sp, "127.0.0.1");
+await run("silent TCP server", `redis://127.0.0.1:${sp}`);
+const http = createServer((s) => { s.on("error", () => {}); s.on("data", () => { s.end("HTTP/1.1 400 Bad Request\r\n\r\n"); }); }); const hp = await freePort(); http.listen(hp, "127.0.0.1");
+await run("HTTP server", `redis://127.0.0.1:${hp}`);
+const r = primary.client(); await r.call("ACL", "SETUSER", "offuser", "off", ">pw", "~*", "&*", "+@all");
+await run("disabled ACL user", `redis://offuser:pw@127.0.0.1:${primary.port}`);
+silent.close(); http.close(); await replica.stop(); await primary.stop(); process.exit(0);

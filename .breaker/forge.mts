@@ -1,0 +1,22 @@
+import { createSystem, defineActor } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+const mode = process.argv[2];
+const srv = await startRedis(); const raw = srv.client();
+const A = await createSystem({ redis: srv.url, appId: "sender" });
+const ran: string[] = [];
+const genuineId = mode === "trailingDot" ? "16" : "g-1";
+await A.ref<any>("act").tell("t", { k: "genuine" }, { id: genuineId });
+const ts = Date.now() / 1000;
+let forged: Buffer;
+const body = (id: string, sender = "x") => `{"id":${id},"sender":"${sender}","recipient":"act","message_type":"t","payload":{"k":"forged"},"priority":4,"timestamp":${ts},"reply_to":null,"timeout":null}`;
+if (mode === "trailingDot") forged = Buffer.from(body("16."));
+else if (mode === "rawTab") forged = Buffer.from(body('"g-1"', "x\ty"));
+else if (mode === "trailingNul") forged = Buffer.concat([Buffer.from(body('"g-1"')), Buffer.from([0])]);
+else throw new Error("mode");
+await raw.zadd("queue:act:inbox", 4000 + ts, forged);
+await A.spawn(defineActor<any>({ id: "act", handlers: { t: (p: any) => { ran.push(p.k); } } }));
+await new Promise(r => setTimeout(r, 2500));
+console.log(mode, "| ran:", ran, "| status of", genuineId, "=", await A.messageStatus(genuineId));
+for (const e of await raw.zrange("queue:act:dead", 0, -1)) { const d = JSON.parse(e); console.log("  dead:", d.reason, "id", d.id ?? "", String(d.error).slice(0, 90)); }
+console.log("  inbox", await raw.zcard("queue:act:inbox"), "processing", await raw.zcard("queue:act:processing"));
+await A.shutdown(); await srv.stop(); process.exit(0);

@@ -1,0 +1,28 @@
+import { createSystem, defineActor } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+import { randomUUID } from "node:crypto";
+const srv = await startRedis();
+const raw = srv.client();
+const critScore = Number(process.argv[2] ?? "0");
+const nForeign = Number(process.argv[3] ?? "80");
+const system = await createSystem({ redis: srv.url, appId: "probe-sys" });
+const app = "act";
+type Rec = { rec: { payload: { tag: string } } };
+const ref = system.ref<Rec>(app);
+await Promise.all(Array.from({ length: 70 }, (_, i) => ref.tell("rec", { tag: `n${i}` })));
+const seen: string[] = [];
+await system.spawn(defineActor<Rec>({ id: app, handlers: { rec: async (p) => { seen.push(p.tag); await new Promise(r => setTimeout(r, 40)); } } }));
+while (seen.length < 3) await new Promise(r => setTimeout(r, 10));
+const mk = (tag: string, prio: number, ts: number) => { const id = randomUUID(); return { id, member: JSON.stringify({ id, sender: "petal-app-manager", recipient: app, message_type: "rec", payload: { tag }, priority: prio, timestamp: ts, reply_to: null, timeout: null }) }; };
+const now = Date.now() / 1000;
+const args: (string|number)[] = [];
+for (let i = 0; i < nForeign; i++) { const m = mk(`p${i}`, 2, now); args.push(2000 + now + Number(process.argv[4] ?? 0), m.member); }
+await raw.zadd(`queue:${app}:inbox`, ...args);
+const c = mk("CRITICAL", 4, now);
+await raw.zadd(`queue:${app}:inbox`, critScore < 0 && process.argv[5] ? 4000 + now : critScore, c.member);
+await raw.publish(`channel:${app}`, `new_message:${c.id}`);
+const before = seen.length;
+const t0 = Date.now();
+while (!seen.includes("CRITICAL") && Date.now() - t0 < 15000) await new Promise(r => setTimeout(r, 10));
+console.log(JSON.stringify({ critScore, nForeign, ranBeforeCritical: seen.indexOf("CRITICAL") - before, waitedMs: Date.now() - t0, found: seen.includes("CRITICAL") }));
+await system.shutdown(); await srv.stop(); process.exit(0);
