@@ -171,8 +171,8 @@ local function scannedId(member)
 end
 
 -- True when the text holds, outside its strings, a token that cjson reads and JSON.parse refuses:
--- NaN, Infinity, hexadecimal (0x1F), a leading zero (01) or a leading plus (+1). Such a member
--- is refused on every path, as JSON.parse would refuse it.
+-- NaN, Infinity, hexadecimal (0x1F), a leading zero (01), a leading plus (+1) or a bare dot (.5,
+-- 1.). Such a member is refused on every path, as JSON.parse would refuse it.
 local function hasInvalidToken(member)
   local i, n = 1, #member
   while i <= n do
@@ -183,7 +183,10 @@ local function hasInvalidToken(member)
         return true
       end
     end
-    if string.find(seg, '[^%d%.eE]0%d') or string.find(seg, '[^%deE]%+') then return true end
+    if string.find(seg, '[^%d%.eE]0%d') or string.find(seg, '[^%deE]%+') or string.find(seg, '[^%d]%.')
+      or string.find(seg, '%.[^%d]') then
+      return true
+    end
     if not q then return false end
     local close = stringEnd(member, q)
     if not close then return false end

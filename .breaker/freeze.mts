@@ -1,0 +1,26 @@
+import { createSystem } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync } from "node:fs"; import { join } from "node:path"; import { tmpdir } from "node:os";
+const freezeMs = Number(process.argv[2] ?? 3000), lease = process.argv[3] ?? "1500";
+const srv = await startRedis(); const admin = srv.client();
+const log = join(mkdtempSync(join(tmpdir(), "brk-")), "runs.log");
+const sender = await createSystem({ redis: srv.url, appId: "sender" });
+const N = 12;
+for (let i = 0; i < N; i++) await sender.ref<any>("act").tell("job", { key: `m${i}`, waitMs: 100 });
+const startW = (name: string) => new Promise<any>((res) => { const c = spawn(process.execPath, ["--import", "tsx", "test/fixtures/delivery-worker.ts"], { env: { ...process.env, REDIS_URL: srv.url, APP_ID: name, ACTOR_ID: "act", RUN_LOG: log, LEASE_MS: lease } }); c.stdout.on("data", (d: Buffer) => { if (String(d).includes("ready")) res(c); }); });
+const w1 = await startW("w1");
+const lines = () => existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map(l => JSON.parse(l)) : [];
+while (lines().filter(l => l.phase === "start").length < 2) await new Promise(r => setTimeout(r, 5));
+w1.kill("SIGSTOP");
+const w2 = await startW("w2");
+await new Promise(r => setTimeout(r, freezeMs));
+w1.kill("SIGCONT");
+const t0 = Date.now();
+while (Date.now() - t0 < 15000) { const c = await admin.zcard("queue:act:inbox") + await admin.zcard("queue:act:processing"); if (c === 0) break; await new Promise(r => setTimeout(r, 200)); }
+await new Promise(r => setTimeout(r, 1000));
+const starts: Record<string, number[]> = {};
+for (const l of lines()) if (l.phase === "start") (starts[l.key] ??= []).push(l.pid);
+const twice = Object.entries(starts).filter(([, v]) => v.length > 1).map(([k, v]) => `${k}x${v.length}`);
+console.log(JSON.stringify({ freezeMs, lease, ran: Object.keys(starts).length, twice, lost: lines().filter(l => l.event === "lease.lost").map(l => `${l.id?.slice(0,4)}:${l.reason}/${l.during}`) }));
+w1.kill("SIGKILL"); w2.kill("SIGKILL"); await sender.shutdown(); await srv.stop(); process.exit(0);

@@ -1,0 +1,17 @@
+import { createSystem, defineActor } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+const outageMs = Number(process.argv[2] ?? 5000), N = Number(process.argv[3] ?? 300), spread = process.argv[4] === "spread";
+const srv = await startRedis();
+const system = await createSystem({ redis: srv.url, appId: "sys" });
+let failed = false; system.events.on("system.failed" as any, () => { failed = true; });
+const ref = system.ref<any>("svc");
+let downUntil = 0; const done = new Set<number>(); let crashes = 0;
+system.events.on("actor.crashed" as any, () => crashes++);
+await Promise.all(Array.from({ length: N }, (_, n) => ref.tell("call", { n })));
+await system.spawn(defineActor<any>({ id: "svc", handlers: { call: async (p: any) => { if (Date.now() < downUntil) throw new Error("downstream unavailable"); done.add(p.n); } } }));
+downUntil = Date.now() + outageMs;
+const t0 = Date.now();
+let stopped = false; void system.stopped.then(() => { stopped = true; });
+while (Date.now() - t0 < 45000 && done.size < N && !stopped) await new Promise(r => setTimeout(r, 200));
+console.log(JSON.stringify({ outageMs, N, done: done.size, dead: await srv.client().zcard("queue:svc:dead"), systemFailed: failed, systemStopped: stopped, secs: (Date.now() - t0) / 1000 }));
+if (!stopped) await system.shutdown(); await srv.stop(); process.exit(0);

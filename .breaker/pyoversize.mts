@@ -1,0 +1,11 @@
+import { createSystem, defineActor } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+const srv = await startRedis(); const raw = srv.client();
+const B = await createSystem({ redis: srv.url, appId: "server", maxMessageBytes: 4000 });
+await B.spawn(defineActor<any>({ id: "svc", handlers: { t: () => 1 } }));
+const ts = Date.now() / 1000;
+const m = { id: "req-big", sender: "py", recipient: "svc", message_type: "t", payload: { s: "x".repeat(5000) }, priority: 2, timestamp: ts, reply_to: null, timeout: 5 };
+await raw.zadd("queue:svc:inbox", 2000 + ts, JSON.stringify(m)); await raw.publish("channel:svc", "new_message:req-big");
+await new Promise(r => setTimeout(r, 1500));
+console.log("dead:", (await raw.zrange("queue:svc:dead", 0, -1)).map(e => JSON.parse(e).reason), "status:", await raw.hget("message:req-big", "status"), "py inbox:", await raw.zcard("queue:py:inbox"));
+await B.shutdown(); await srv.stop(); process.exit(0);

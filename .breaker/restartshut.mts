@@ -1,0 +1,16 @@
+import { createSystem, defineActor } from "../src/index.ts";
+import { startRedis } from "../test/harness/redis-server.ts";
+const at = Number(process.argv[2] ?? 300);
+const srv = await startRedis(); const raw = srv.client();
+const S = await createSystem({ redis: srv.url, appId: "sys", shutdownTimeoutMs: 1000 });
+let runsAfter = 0, shutDone = false, setups = 0, teardowns = 0;
+await S.spawn(defineActor<any>({ id: "act", setup: async () => { setups++; if (setups > 1) await new Promise(r => setTimeout(r, 800)); return {}; }, teardown: () => { teardowns++; }, handlers: { t: (p: any) => { if (shutDone) runsAfter++; if (p.boom) throw new Error("boom"); } } }));
+await S.ref<any>("act").tell("t", { boom: true });
+for (let i = 0; i < 5; i++) await S.ref<any>("act").tell("t", { i });
+await new Promise(r => setTimeout(r, at));
+const t0 = Date.now();
+await S.shutdown(); shutDone = true;
+const took = Date.now() - t0;
+await new Promise(r => setTimeout(r, 2000));
+console.log(JSON.stringify({ shutdownAt: at, shutdownTook: took, setups, teardowns, runsAfterShutdown: runsAfter, status: await raw.hget("status:act", "status"), processing: await raw.zcard("queue:act:processing"), inbox: await raw.zcard("queue:act:inbox"), handles: (process as any)._getActiveHandles().length }));
+await srv.stop(); process.exit(0);
