@@ -587,7 +587,13 @@ export class ActorCell implements Wakeable {
     if (attempts > maxAttempts) {
       const runs = claimed.runsBefore;
       const error = `${runs} runs started and none finished (maxAttempts ${maxAttempts}): its consumer kept dying`;
-      this.deadLetter({ ...base, attempts: runs }, type, "attempts-exhausted", error);
+      // Not run: the first of a claim had this run counted by the claim, which is given back.
+      this.deadLetter(
+        { ...base, attempts: runs, giveBack: claimed.counted },
+        type,
+        "attempts-exhausted",
+        error,
+      );
       return;
     }
     const handler = ownEntry(this.definition.handlers, type) ?? this.definition.fallback;

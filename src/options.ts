@@ -119,3 +119,40 @@ export function checkStringArray(option: string, value: unknown, fallback?: stri
   if (value === undefined || (Array.isArray(value) && value.every((v) => typeof v === "string"))) return;
   fail(option, value, "an array of strings", fallback);
 }
+
+/** Half of a UTF-16 surrogate pair: Redis would store it as U+FFFD, another id's text. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Checks the options of one `tell` or `ask` before anything is built or sent (a wrong priority
+ * would otherwise reach the wire and be refused by the recipient, or by a script). Throws
+ * InvalidOptionError.
+ */
+export function checkSendOptions(
+  options: { priority?: unknown; timeoutMs?: unknown; id?: unknown; match?: unknown },
+  kind: "tell" | "ask",
+): void {
+  checkObject(`${kind} options`, options);
+  if (options.priority !== undefined && ![1, 2, 3, 4].includes(options.priority as number)) {
+    fail(
+      "priority",
+      options.priority,
+      "a Priority: 1 LOW, 2 NORMAL, 3 HIGH or 4 CRITICAL",
+      "Priority.NORMAL",
+    );
+  }
+  checkNumber(
+    "timeoutMs",
+    options.timeoutMs,
+    { above: 0, max: MAX_TIMER_MS, unit: "ms" },
+    kind === "ask" ? "the system's askTimeoutMs" : "no deadline",
+  );
+  const id = options.id;
+  if (
+    id !== undefined &&
+    (typeof id !== "string" || id === "" || LONE_SURROGATE.test(id) || id.includes("\ufffd"))
+  ) {
+    fail("id", id, "a non-empty string of well-formed text (no lone surrogate, no U+FFFD)", "a fresh uuid4");
+  }
+  if (options.match !== undefined) checkFunction("match", options.match);
+}

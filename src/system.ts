@@ -42,6 +42,7 @@ import {
   checkNumber,
   checkObject,
   checkOneOf,
+  checkSendOptions,
   MAX_TIMER_MS,
   requireObject,
 } from "./options.js";
@@ -407,6 +408,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   ): Promise<string> {
     const what = `send "${type}" to "${recipient}"`;
     if (this.stopping) throw new SystemStoppedError(what);
+    checkSendOptions(options, "tell");
     this.checkConnected(what);
     const env = createEnvelope({ sender, recipient, type, payload, ...options }, this.clock);
     // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
@@ -429,6 +431,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   async ask(recipient: string, type: string, payload: unknown, options: AskOptions = {}): Promise<unknown> {
     const what = `ask "${type}" of "${recipient}"`;
     if (this.stopping) throw new SystemStoppedError(what);
+    checkSendOptions(options, "ask");
     this.checkConnected(what);
     const timeoutMs = options.timeoutMs ?? this.askTimeoutMs;
     const env = createEnvelope(

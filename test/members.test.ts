@@ -124,6 +124,20 @@ describe("members with non-finite numbers", () => {
     expect(scores.every((s) => Number.isFinite(Number(s)))).toBe(true);
   });
 
+  it("numbers as Python's json.dumps writes them (1e-07, 3.2e-05, -0.0, 1e+22) run", async () => {
+    const app = uniqueId("pyfloat");
+    const system = await newSystem();
+    const peer = redis().client();
+    const member = peerJson(app, { payload: { tag: "__T__" } }).replace(
+      '"__T__"',
+      '"py","drift":1e-07,"v":3.2e-05,"z":-0.0,"big":1e+22',
+    );
+    await peer.zadd(`queue:${app}:inbox`, 2000, member);
+    const { tags } = await recorder(system, app);
+    await waitFor(() => tags.length === 1, 5000, "the run");
+    expect(await deadEntries(app)).toEqual([]);
+  });
+
   it("scores of ±inf are re-scored and run", async () => {
     const app = uniqueId("inf-score");
     const system = await newSystem();

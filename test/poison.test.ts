@@ -73,6 +73,9 @@ describe("poison messages", () => {
       const dead = (await admin.zrange(`queue:${actor}:dead`, 0, -1)).map((e) => JSON.parse(e));
       expect(dead).toHaveLength(1);
       expect(dead[0]).toMatchObject({ reason: "attempts-exhausted", attempts: 3 });
+      // The hash counts runs that started: three, not the fourth claim that refused to run it.
+      const poisonId = ids[order === "poison first" ? 0 : 1] as string;
+      expect(await admin.hget(`message:${poisonId}`, "attempts")).toBe("3");
     }, 60_000);
   }
 });

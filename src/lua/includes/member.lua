@@ -170,6 +170,15 @@ local function scannedId(member)
   end
 end
 
+-- True when `token` follows JSON's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+local function isJsonNumber(token)
+  local int, frac, exp = string.match(token, '^%-?(%d+)(%.?%d*)(.*)$')
+  if not int then return false end
+  if #int > 1 and string.sub(int, 1, 1) == '0' then return false end
+  if frac ~= '' and #frac < 2 then return false end
+  return exp == '' or string.find(exp, '^[eE][+-]?%d+$') ~= nil
+end
+
 -- True when the text holds, outside its strings, a token that cjson reads and JSON.parse refuses:
 -- NaN, Infinity, hexadecimal (0x1F), a leading zero (01), a leading plus (+1) or a bare dot (.5,
 -- 1.). Such a member is refused on every path, as JSON.parse would refuse it.
@@ -183,9 +192,8 @@ local function hasInvalidToken(member)
         return true
       end
     end
-    if string.find(seg, '[^%d%.eE]0%d') or string.find(seg, '[^%deE]%+') or string.find(seg, '[^%d]%.')
-      or string.find(seg, '%.[^%d]') then
-      return true
+    for token in string.gmatch(seg, '[+%-%d%.][%d%.eE+%-]*') do
+      if not isJsonNumber(token) then return true end
     end
     if not q then return false end
     local close = stringEnd(member, q)
