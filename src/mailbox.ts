@@ -146,8 +146,11 @@ export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
 /** How many foreign-scored members or expired leases one claim call handles. */
 const CLAIM_REPAIR_BATCH = 500;
 
-/** How many foreign-scored members a peek reads, at most, on each side of the canonical band. */
-const PEEK_FOREIGN = 64;
+/**
+ * How many foreign-scored members a peek re-scores, at most, on each side of the canonical band
+ * (each is re-scored once: the next peek finds it in the band).
+ */
+const PEEK_FOREIGN = CLAIM_REPAIR_BATCH;
 
 /** Sends, claims and finishes messages for every app over one connection. */
 export class Mailbox {
@@ -331,9 +334,10 @@ export class Mailbox {
   }
 
   /**
-   * The highest priority waiting in `app`'s inbox, or null when it is empty; members scored by
-   * someone else (the peers' `priority * 1000 + timestamp`, a bare ZADD) count for the priority
-   * they declare, as the next claim will score them.
+   * The highest priority waiting in `app`'s inbox, or null when it is empty. Members scored by
+   * someone else (the peers' `priority * 1000 + timestamp`, a bare ZADD) are given their
+   * canonical score first, as the next claim would, so they count for the priority they declare
+   * whatever their score.
    */
   async topPriority(app: string): Promise<Priority | null> {
     const top = Number(await this.scripts.run("peek", [this.keys.inbox(app)], [PEEK_FOREIGN]));

@@ -121,6 +121,37 @@ describe("clocks", () => {
     expect(asked).toEqual({ reply: { ok: true, key: askerApp } });
   }, 60_000);
 
+  it("the CLI's send stamps Redis' time too: a --timeout 5s message from a host 10 s behind runs", async () => {
+    const system = await newSystem();
+    const app = uniqueId("cli-skew");
+    const seen: string[] = [];
+    await system.spawn(
+      defineActor({ id: app, handlers: { t: (_p, ctx) => void seen.push(ctx.message.id) } }),
+    );
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--import",
+          fixture("skew-clock.mjs"),
+          fileURLToPath(new URL("../src/cli/main.ts", import.meta.url)),
+          "send",
+          app,
+          "t",
+          "{}",
+          "--timeout",
+          "5s",
+        ],
+        { env: { ...process.env, REDIS_URL: redis().url, CLOCK_SKEW_MS: "-10000" }, stdio: "ignore" },
+      );
+      child.on("exit", resolve);
+    });
+    expect(code).toBe(0);
+    await waitFor(() => seen.length === 1, 5000, "the message to run");
+  });
+
   it("never runs a message whose deadline really passed, from a sender whose clock is 60 s ahead", async () => {
     const system = await newSystem();
     const actor = uniqueId("ahead-target");

@@ -88,6 +88,27 @@ describe("pre-emption of a claimed batch", () => {
     expect(seen.indexOf("CRITICAL") - before).toBeLessThanOrEqual(1);
   });
 
+  it("runs a peer's CRITICAL after at most the handler in hand whatever its score (hundreds of foreign NORMALs above it)", async () => {
+    const system = await newSystem();
+    const app = uniqueId("pre-low-score");
+    const { seen } = await busyActor(system, app, 100, 20);
+    const peer = redis().client();
+    // 200 NORMALs from a peer whose clock runs 35 minutes ahead: their scores are above the
+    // CRITICAL's own priority * 1000 + timestamp.
+    const ahead = Date.now() / 1000 + 2100;
+    for (let i = 0; i < 200; i++) {
+      const normal = peerCritical(app, `peer-normal-${i}`);
+      const member = normal.member.replace('"priority":4', '"priority":2');
+      await peer.zadd(`queue:${app}:inbox`, 2000 + ahead + i, member);
+    }
+    const critical = peerCritical(app, "CRITICAL");
+    await peer.zadd(`queue:${app}:inbox`, critical.score, critical.member);
+    await peer.publish(`channel:${app}`, `new_message:${critical.id}`);
+    const before = seen.length;
+    await waitFor(() => seen.includes("CRITICAL"), 10_000, "the critical message");
+    expect(seen.indexOf("CRITICAL") - before).toBeLessThanOrEqual(1);
+  });
+
   it("runs a bare ZADD's CRITICAL (no PUBLISH) within about one sweep", async () => {
     const system = await newSystem({ sweepMs: 250 });
     const app = uniqueId("pre-bare");

@@ -1,5 +1,6 @@
 /** `redactor send` and `redactor ask`: put a message in an app's inbox, optionally wait for the reply. */
 import type { Redis } from "ioredis";
+import { RedisClock } from "../../clock.js";
 import type { Envelope } from "../../envelope.js";
 import { createEnvelope, newMessageId } from "../../envelope.js";
 import {
@@ -90,15 +91,22 @@ export const sendCommand: CommandSpec = {
     if (sender === "" || id === "") throw new UsageError("--from and --id cannot be empty", "send");
     const redis = await ctx.redis();
     const mailbox = new Mailbox(redis, ctx.keys, mailboxConfig());
-    const envelope: Envelope = createEnvelope({
-      id,
-      sender,
-      recipient: app,
-      type,
-      payload,
-      priority,
-      timeoutMs,
-    });
+    // Stamped by Redis' clock, as a system stamps what it sends: a deadline does not depend on
+    // this host's clock.
+    const clock = new RedisClock(redis);
+    await clock.sync();
+    const envelope: Envelope = createEnvelope(
+      {
+        id,
+        sender,
+        recipient: app,
+        type,
+        payload,
+        priority,
+        timeoutMs,
+      },
+      clock,
+    );
     let encoded: ReturnType<Mailbox["encode"]>;
     try {
       encoded = mailbox.encode(envelope);
