@@ -227,6 +227,30 @@ async function checkDatabase(client: Redis, where: string): Promise<void> {
  *   (no reconnect timer is left).
  */
 export async function openRedis(client: Redis, where: string): Promise<void> {
+  // ioredis bounds the TCP connect (connectTimeout), not the first answers: a server that accepts
+  // the connection and never replies (stopped, paused, or not Redis) would hang here for ever.
+  const limitMs = client.options.connectTimeout ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      client.disconnect();
+      reject(
+        new RedisUnavailableError(
+          `Redis at ${where} accepted the connection but did not answer within ${limitMs} ms; ` +
+            "check that it is a Redis server and that it is not stopped or paused (CLIENT PAUSE), " +
+            "or raise connectTimeout",
+        ),
+      );
+    }, limitMs);
+  });
+  try {
+    await Promise.race([connectAndCheck(client, where), silent]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function connectAndCheck(client: Redis, where: string): Promise<void> {
   const seen: Error[] = [];
   const record = (err: Error) => {
     seen.push(err);

@@ -416,3 +416,33 @@ describe("options", () => {
     );
   });
 });
+
+describe("a server that never answers", () => {
+  it("fails within connectTimeout with RedisUnavailableError instead of hanging", async () => {
+    const { createServer } = await import("node:net");
+    const sockets: import("node:net").Socket[] = [];
+    // Accepts connections and never writes a byte, like a stopped (SIGSTOP) or paused server.
+    const server = createServer((socket) => {
+      sockets.push(socket);
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    const started = Date.now();
+    try {
+      const error = await createSystem({
+        appId: uniqueId("silent"),
+        redis: { host: "127.0.0.1", port, connectTimeout: 1000 },
+        logger: pino({ level: "silent" }),
+      }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect((error as Error).message).toMatch(/did not answer within 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
