@@ -30,6 +30,7 @@ import type {
   FinishRecord,
   Mailbox,
   RecordOutcome,
+  RefusedRequest,
 } from "./mailbox.js";
 import type { Priority } from "./priority.js";
 import { validate } from "./schema.js";
@@ -405,6 +406,33 @@ export class ActorCell implements Wakeable {
       this.log.warn({ count: result.rejected }, "malformed or oversized messages moved to the dead letters");
       events.emit("message.rejected", { actor: this.id, count: result.rejected });
     }
+    for (const refused of result.refusedRequests) this.answerRefused(refused);
+  }
+
+  /**
+   * Sends the error reply to a request the claim refused (oversize), so its asker fails now
+   * instead of at its timeout. Not atomic with the refusal, unlike a handler's: the reply's id
+   * (`error_<request id>`) makes a second send of it a duplicate that is skipped.
+   */
+  private answerRefused(refused: RefusedRequest): void {
+    const replyType =
+      ownEntry(this.definition.replyTypes, refused.messageType) ?? `${refused.messageType}_reply`;
+    const request = { sender: refused.sender, messageType: refused.messageType, priority: refused.priority };
+    let reply: EncodedMessage;
+    try {
+      const timestamp = this.host.clock.nowMicros() / 1e6;
+      reply = this.host.mailbox.encode(
+        errorReply(refused.id, request, this.id, replyType, refused.reason, refused.error, timestamp),
+      );
+    } catch (err) {
+      this.log.warn({ msgId: refused.id, err }, "could not build the error reply; the asker will time out");
+      return;
+    }
+    this.host.mailbox.send([reply]).then(
+      () => this.host.sent(reply.envelope),
+      (err: unknown) =>
+        this.log.warn({ msgId: refused.id, err }, "could not send the error reply; the asker will time out"),
+    );
   }
 
   /**

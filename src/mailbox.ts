@@ -104,6 +104,19 @@ export interface ClaimResult {
   rejected: number;
   /** Completed ids that were dropped instead of running again. */
   duplicates: number;
+  /** Requests the claim refused (oversize) whose senders may be waiting: answer each with an error reply. */
+  refusedRequests: RefusedRequest[];
+}
+
+/** A request the claim refused, and why. */
+export interface RefusedRequest {
+  id: string;
+  sender: string;
+  messageType: string;
+  priority: Priority;
+  /** The dead-letter reason (`oversize`). */
+  reason: string;
+  error: string;
 }
 
 /** How a claimed message ends (or goes back). */
@@ -248,7 +261,7 @@ export class Mailbox {
         STATUS.released,
         CLAIM_REPAIR_BATCH,
       ],
-    )) as [number, number, (Buffer | number)[], Buffer[], number, number];
+    )) as [number, number, (Buffer | number)[], Buffer[], number, number, (Buffer | number)[]];
     const flat = raw[2];
     const claimed: ClaimedMessage[] = [];
     for (let i = 0; i < flat.length; i += 4) {
@@ -261,6 +274,18 @@ export class Mailbox {
         priority: Number(flat[i + 3]) as Priority,
       });
     }
+    const answers = raw[6] ?? [];
+    const refusedRequests: RefusedRequest[] = [];
+    for (let i = 0; i < answers.length; i += 6) {
+      refusedRequests.push({
+        id: String(answers[i]),
+        sender: String(answers[i + 1]),
+        messageType: String(answers[i + 2]),
+        priority: Number(answers[i + 3]) as Priority,
+        reason: String(answers[i + 4]),
+        error: String(answers[i + 5]),
+      });
+    }
     return {
       nowMs: Number(raw[0]),
       more: raw[1] === 1,
@@ -268,6 +293,7 @@ export class Mailbox {
       timedOut: raw[3].map(String),
       rejected: Number(raw[4]),
       duplicates: Number(raw[5]),
+      refusedRequests,
     };
   }
 

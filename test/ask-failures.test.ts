@@ -54,6 +54,18 @@ async function failure(ask: Promise<unknown>): Promise<{ err: AskFailedError; ms
 }
 
 describe("a failed ask", () => {
+  it("rejects at once when the recipient refuses the request as oversize (its limit is smaller than the asker's)", async () => {
+    const asker = await newSystem();
+    const server = await newSystem({ maxMessageBytes: 4000 });
+    const app = uniqueId("small");
+    await server.spawn(worker(app));
+    const { err, ms } = await failure(
+      asker.ref(app).ask("work", { n: 1, pad: "x".repeat(10_000) }, { timeoutMs: ASK_TIMEOUT_MS }),
+    );
+    expect(err.reason).toBe("oversize");
+    expect(ms).toBeLessThan(ASK_TIMEOUT_MS / 2);
+  });
+
   it("rejects at once with the reason and the handler's text: handler error, schema, unknown type, reply", async () => {
     const system = await newSystem({ maxMessageBytes: 10_000 });
     const app = uniqueId("worker");

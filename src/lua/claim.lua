@@ -33,13 +33,15 @@
   ARGV[11] status of a message whose lease expired (lifecycle: processing --RELEASE-->)
   ARGV[12] how many foreign-scored messages / expired leases to handle in one call
 
-  Returns { now_ms, more, claimed, timed_out, rejected, duplicates }; never an error
+  Returns { now_ms, more, claimed, timed_out, rejected, duplicates, answers }; never an error
     more       1 when foreign scores remain to fix, or a duplicate went back: call again (after
                finishing what was claimed) before trusting the order
     claimed    flat list: member, runs before this one, id, priority (1-4), member, …
     timed_out  ids marked timeout
     rejected   how many members were dead-lettered
     duplicates how many duplicate members were dropped
+    answers    refused requests (oversize) someone may be waiting for, to be answered with an
+               error reply: flat list of id, sender, message_type, priority, reason, error, …
 ]]
 -- @include member
 -- @include score
@@ -62,6 +64,15 @@ local nowMs = math.floor(nowUs / 1000)
 local nowSec = nowUs / 1000000
 
 local rejected = 0
+-- Refused requests someone may wait for: id, sender, message_type, priority, reason, error, …
+local answers = {}
+
+-- True for a decoded request: it names its sender and type, carries a numeric timeout (every
+-- ask does, as does the Python peer's wait_for_reply) and is not itself a reply.
+local function isRequest(msg)
+  return msg and type(msg.sender) == 'string' and msg.sender ~= '' and type(msg.message_type) == 'string'
+    and isFinite(msg.timeout) and (msg.reply_to == nil or msg.reply_to == cjson.null)
+end
 
 local function text(v)
   if type(v) == 'string' or type(v) == 'number' then return tostring(v) end
@@ -71,7 +82,7 @@ end
 -- Dead-letters a member that cannot be a message; a readable id is marked failed, unless its
 -- hash already tells another story: a final status (the id completed, failed or timed out with
 -- another member) or a run in flight under a lease, which this member must not overwrite.
-local function refuse(member, id, reason, err, attempts)
+local function refuse(member, id, reason, err, attempts, msg)
   deadLetter(dead, nowMs, id, reason, err, attempts, member)
   if id then
     local key = prefix .. id
@@ -81,6 +92,11 @@ local function refuse(member, id, reason, err, attempts)
     if not final and not inFlight then
       redis.call('HSET', key, 'status', stRejected, 'error', reason .. ': ' .. err, 'lease', '')
       redis.call('EXPIRE', key, ttl)
+      if isRequest(msg) then
+        for _, v in ipairs({ id, msg.sender, msg.message_type, priorityOf(msg), reason, err }) do
+          answers[#answers + 1] = v
+        end
+      end
     end
   end
   rejected = rejected + 1
@@ -89,12 +105,16 @@ end
 -- Decodes a member; dead-letters it (and returns nil) when it cannot be a message.
 local function decode(member)
   if #member > maxBytes then
-    local id = leadingId(member)
-    if not id and #member <= 8 * maxBytes then
-      local msg, _, validJson = decodeMember(member)
+    -- Its id as JSON.parse reads it (decoded up to 8 times the limit; beyond, a leading id only).
+    local id, msg = nil, nil
+    if #member <= 8 * maxBytes then
+      local decoded, _, validJson = decodeMember(member)
+      msg = decoded
       if msg then id = idOf(msg) elseif validJson then id = scannedId(member) end
+    else
+      id = leadingId(member)
     end
-    refuse(member, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes)
+    refuse(member, id, 'oversize', 'message is ' .. #member .. ' bytes, limit ' .. maxBytes, nil, msg)
     return nil
   end
   local msg, problem, validJson = decodeMember(member)
@@ -131,7 +151,7 @@ for _, member in ipairs(foreign) do
   end
 end
 if #foreign >= batch then
-  return { nowMs, 1, {}, {}, rejected, 0 }
+  return { nowMs, 1, {}, {}, rejected, 0, answers }
 end
 
 -- 2. Expired leases (and retry waits now due) go back to the inbox; their attempt count stays.
@@ -213,4 +233,4 @@ end
 if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
 if #deferred > 0 then redis.call('ZADD', inbox, unpack(deferred)) end
 
-return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates }
+return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates, answers }
