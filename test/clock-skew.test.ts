@@ -19,13 +19,20 @@ const newSystem = useSystems(redis);
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-/** Runs the skewed sender to completion and returns its JSON line. */
-function runSkewedSender(env: Record<string, string>): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
+/** Runs a script (TypeScript) in a process whose clock is skewed; resolves with its exit code and output. */
+function runSkewed(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "--import", fixture("skew-clock.mjs"), fixture("skewed-sender.ts")],
-      { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+      ["--import", "tsx", "--import", fixture("skew-clock.mjs"), script, ...args],
+      {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
     );
     let out = "";
     child.stdout.on("data", (d) => {
@@ -35,13 +42,19 @@ function runSkewedSender(env: Record<string, string>): Promise<Record<string, un
       out += d;
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("exit", () => {
+    child.on("exit", (code) => {
       clearTimeout(timer);
-      const line = out.split("\n").find((l) => l.startsWith("{"));
-      if (line) resolve(JSON.parse(line));
-      else reject(new Error(`the skewed sender printed no result: ${out}`));
+      resolve({ code, out });
     });
   });
+}
+
+/** Runs the skewed sender to completion and returns its JSON line. */
+async function runSkewedSender(env: Record<string, string>): Promise<Record<string, unknown>> {
+  const { out } = await runSkewed(fixture("skewed-sender.ts"), [], env);
+  const line = out.split("\n").find((l) => l.startsWith("{"));
+  if (!line) throw new Error(`the skewed sender printed no result: ${out}`);
+  return JSON.parse(line);
 }
 
 type Work = { work: { payload: { key: string }; reply: { ok: true; key: string } } };
@@ -128,25 +141,10 @@ describe("clocks", () => {
     await system.spawn(
       defineActor({ id: app, handlers: { t: (_p, ctx) => void seen.push(ctx.message.id) } }),
     );
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "--import",
-          fixture("skew-clock.mjs"),
-          fileURLToPath(new URL("../src/cli/main.ts", import.meta.url)),
-          "send",
-          app,
-          "t",
-          "{}",
-          "--timeout",
-          "5s",
-        ],
-        { env: { ...process.env, REDIS_URL: redis().url, CLOCK_SKEW_MS: "-10000" }, stdio: "ignore" },
-      );
-      child.on("exit", resolve);
+    const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+    const { code } = await runSkewed(cli, ["send", app, "t", "{}", "--timeout", "5s"], {
+      REDIS_URL: redis().url,
+      CLOCK_SKEW_MS: "-10000",
     });
     expect(code).toBe(0);
     await waitFor(() => seen.length === 1, 5000, "the message to run");

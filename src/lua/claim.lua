@@ -7,7 +7,8 @@
   While claiming it refuses, without handing them out,
     - members over the size limit, members that are not a JSON object, members without a
       readable id (dead-lettered; a readable id is marked failed);
-    - messages whose timestamp + timeout has passed by Redis' clock (status timeout);
+    - messages whose timestamp + timeout has passed by Redis' clock (status timeout), unless
+      they break the envelope's rules: those are handed out, for the runtime to dead-letter;
     - ids already completed and ids in flight under another lease (dropped: a duplicate never
       runs twice); a second member with an id claimed earlier in the same call goes back to the
       inbox and ends the claim, to be judged once that run has ended.
@@ -195,7 +196,7 @@ while #claimed < want * 4 do
         deferred[#deferred + 1] = member
       elseif status == stDone or (status == stProcessing and current[3] and current[3] ~= '') then
         duplicates = duplicates + 1
-      elseif deadlineSec and deadlineSec < nowSec then
+      elseif deadlineSec and deadlineSec < nowSec and not breaksEnvelope(msg) then
         redis.call('HSET', key, 'status', stTimeout, 'error', 'deadline passed before start', 'lease', '')
         redis.call('EXPIRE', key, ttl)
         timedOut[#timedOut + 1] = id

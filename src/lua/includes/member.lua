@@ -252,3 +252,22 @@ local function deadlineOf(msg)
   if isFinite(timeout) and timeout >= 0 and sentAt then return sentAt + timeout end
   return nil
 end
+
+-- True when a decoded member breaks a rule of the envelope that src/envelope.ts (decodeEnvelope)
+-- checks: the runtime then dead-letters it as invalid-envelope. A script leaves such a member to
+-- that verdict rather than giving it another one (timeout), so it gets the same on every path.
+local function breaksEnvelope(msg)
+  local function text(v) return type(v) == 'string' and v ~= '' end
+  if not (text(msg.sender) and text(msg.recipient) and text(msg.message_type)) or msg.payload == nil then
+    return true
+  end
+  local p, ts, timeout, replyTo = msg.priority, msg.timestamp, msg.timeout, msg.reply_to
+  if not (isFinite(p) and p == math.floor(p) and p >= 1 and p <= 4) then return true end
+  if not (isFinite(ts) and ts >= 0) then return true end
+  if timeout ~= nil and timeout ~= cjson.null and not (isFinite(timeout) and timeout >= 0) then return true end
+  if replyTo ~= nil and replyTo ~= cjson.null and type(replyTo) ~= 'string'
+    and not (isFinite(replyTo) and replyTo == math.floor(replyTo) and math.abs(replyTo) <= 9007199254740991) then
+    return true
+  end
+  return false
+end
