@@ -146,6 +146,10 @@ export class ActorCell implements Wakeable {
   private peeking: Promise<void> | undefined;
   /** Another wake-up came while a look was in flight: look again when it returns. */
   private peekAgain = false;
+  /** A claim is in flight. */
+  private claiming = false;
+  /** A wake-up came while a claim was in flight. */
+  private wokenDuringClaim = false;
   /** The highest priority seen waiting by the looks since the last message started. */
   private peekTop: Priority | null = null;
   /** performance.now() when the last claim or renewal that succeeded was sent: leases run from then. */
@@ -235,7 +239,11 @@ export class ActorCell implements Wakeable {
     if (this.state !== "running") return;
     if (this.draining) {
       this.again = true;
-      this.lookAtInbox();
+      // Only something still to start in the claimed batch can be outranked: with nothing left
+      // after the message in hand, the next claim takes the highest anyway. A wake-up during a
+      // claim is looked into once the claim returns (what it brings may have missed the claim).
+      if (this.claiming) this.wokenDuringClaim = true;
+      else if (this.batch.length - this.position > 1) this.lookAtInbox();
       return;
     }
     // Leases are renewed only while the cell holds claimed messages, i.e. while it drains.
@@ -294,7 +302,17 @@ export class ActorCell implements Wakeable {
         while (more && this.state === "running" && !crash) {
           const size = Math.max(1, this.definition.claimBatch ?? this.host.claimBatch);
           const sentAt = performance.now();
-          const result = await this.host.mailbox.claim(this.id, size, this.token);
+          this.claiming = true;
+          let result: ClaimResult;
+          try {
+            result = await this.host.mailbox.claim(this.id, size, this.token);
+          } finally {
+            this.claiming = false;
+          }
+          if (this.wokenDuringClaim) {
+            this.wokenDuringClaim = false;
+            if (result.claimed.length > 1) this.lookAtInbox();
+          }
           const offsetMs = result.nowMs - Date.now();
           this.renewedAt = sentAt;
           this.lost = undefined;

@@ -101,9 +101,9 @@ if #ours > 0 then redis.call('ZREM', processing, unpack(ours)) end
 
 -- Second pass: the writes. Under memory pressure Redis refuses a script whose first write could
 -- grow memory, and lets the rest of a script through once it has written: the first write here
--- is a ZREM or an EXPIRE, never refused, so outcomes and starts are always written whole.
+-- is the ZREM above or an EXPIRE, never refused, so outcomes and starts are always written whole.
 if startToken ~= '' and not startCode then
-  redis.call('EXPIRE', KEYS[4], ttl)
+  if #ours == 0 then redis.call('EXPIRE', KEYS[4], ttl) end
   results[1] = redis.call('HINCRBY', KEYS[4], 'attempts', 1)
 end
 for _, r in ipairs(records) do
