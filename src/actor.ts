@@ -134,8 +134,8 @@ export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> 
   signal: AbortSignal;
   /**
    * Renews the lease on this message (and the rest of the claimed batch) now. The runtime
-   * already renews it every third of the lease while a handler runs; call this before a long
-   * blocking step if you want to be sure.
+   * already renews it every `min(leaseMs / 3, heartbeatMs)` while a handler runs; call this
+   * before a long blocking step (a synchronous one keeps that timer from firing).
    */
   extendLease(): Promise<void>;
 }

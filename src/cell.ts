@@ -309,6 +309,8 @@ export class ActorCell implements Wakeable {
           } finally {
             this.claiming = false;
           }
+          // What a look saw before this claim, the claim has taken into account.
+          this.peekTop = null;
           if (this.wokenDuringClaim) {
             this.wokenDuringClaim = false;
             if (result.claimed.length > 1) this.lookAtInbox();
