@@ -5,48 +5,22 @@
  * message with a 5 s deadline runs and an ask is answered; 60 s ahead, a message whose deadline
  * really passed never runs.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IncreasingMicros, RedisClock } from "../src/clock.js";
 import { defineActor } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
-import { useSystems, waitFor } from "./harness/system.js";
+import { runScript, useSystems, waitFor } from "./harness/system.js";
 
 const redis = useRedis();
 const newSystem = useSystems(redis);
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-/** Runs a script (TypeScript) in a process whose clock is skewed; resolves with its exit code and output. */
-function runSkewed(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "--import", fixture("skew-clock.mjs"), script, ...args],
-      {
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      out += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+/** Runs a script in a process whose clock is skewed by CLOCK_SKEW_MS (in `env`). */
+function runSkewed(script: string, args: string[], env: Record<string, string>) {
+  return runScript(script, { args, env, imports: [fixture("skew-clock.mjs")] });
 }
 
 /** Runs the skewed sender to completion and returns its JSON line. */

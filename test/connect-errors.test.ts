@@ -5,7 +5,7 @@
  * redactor needs. A createSystem that fails leaves no connection (CLIENT LIST) and nothing that
  * keeps the process alive. Options are checked before anything connects. The CLI says the same.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +28,7 @@ import {
   type SystemOptions,
 } from "../src/index.js";
 import { freePort, startRedis, type TestRedis, uniqueId, useRedis } from "./harness/redis.js";
-import { waitFor } from "./harness/system.js";
+import { runScript, waitFor } from "./harness/system.js";
 
 const PASSWORD = "s3cret-pw";
 const redis = useRedis();
@@ -213,25 +213,7 @@ describe("nothing left behind", () => {
   function runFixture(
     env: Record<string, string>,
   ): Promise<{ code: number | null; out: string; ms: number }> {
-    const started = Date.now();
-    const child = spawn(process.execPath, ["--import", "tsx", fixture], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      out += d;
-    });
-    const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    return new Promise((resolve) =>
-      child.on("exit", (code) => {
-        clearTimeout(killer);
-        resolve({ code, out, ms: Date.now() - started });
-      }),
-    );
+    return runScript(fixture, { env });
   }
 
   it("lets the process exit by itself after each kind of failure", async () => {

@@ -31,6 +31,20 @@ async function withOwnRedis(run: (server: TestRedis) => Promise<void>): Promise<
   }
 }
 
+/** A system on `server` (shutdownTimeoutMs 500), then the server killed and the loss noticed. */
+async function systemWithRedisDown(server: TestRedis): Promise<ActorSystem> {
+  const system = await createSystem({
+    appId: uniqueId("sys"),
+    redis: server.url,
+    logger: pino({ level: "silent" }),
+    shutdownTimeoutMs: 500,
+  });
+  await server.kill();
+  const client = (system as unknown as { cmd: Redis }).cmd;
+  await waitFor(() => client.status !== "ready", 5000, "the client to notice");
+  return system;
+}
+
 /** How `work` settled and when, ms after the call. */
 async function settle(work: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
   const started = performance.now();
@@ -189,15 +203,7 @@ describe("shutdown while a spawn is in flight", () => {
 
   it("a spawn that cannot finish by the shutdown deadline (Redis down) rejects with SystemStoppedError", async () => {
     await withOwnRedis(async (server) => {
-      const system = await createSystem({
-        appId: uniqueId("sys"),
-        redis: server.url,
-        logger: pino({ level: "silent" }),
-        shutdownTimeoutMs: 500,
-      });
-      await server.kill();
-      const client = (system as unknown as { cmd: Redis }).cmd;
-      await waitFor(() => client.status !== "ready", 5000, "the client to notice");
+      const system = await systemWithRedisDown(server);
       const spawned = settle(
         system.spawn(defineActor<Work>({ id: uniqueId("stuck"), handlers: { work: async () => {} } })),
       );
@@ -233,15 +239,7 @@ describe("sends still waiting for Redis at shutdown", () => {
 
   it("Redis down: every pending send rejects with SystemStoppedError at shutdown", async () => {
     await withOwnRedis(async (server) => {
-      const system = await createSystem({
-        appId: uniqueId("sys"),
-        redis: server.url,
-        logger: pino({ level: "silent" }),
-        shutdownTimeoutMs: 500,
-      });
-      await server.kill();
-      const client = (system as unknown as { cmd: Redis }).cmd;
-      await waitFor(() => client.status !== "ready", 5000, "the client to notice");
+      const system = await systemWithRedisDown(server);
       const sends = sendAll(system);
       await sleep(300);
       const started = performance.now();

@@ -103,3 +103,34 @@ export async function startWorker(
   if (!out.includes("ready")) throw new Error(`${name} exited early: ${out}`);
   return worker;
 }
+
+/**
+ * Runs a TypeScript script (`node --import tsx`, plus any `imports` loaded first) to its end;
+ * resolves with its exit code, its output and how long it ran. Killed after `timeoutMs`.
+ */
+export async function runScript(
+  script: string,
+  options: { args?: string[]; env?: Record<string, string>; imports?: string[]; timeoutMs?: number } = {},
+): Promise<{ code: number | null; out: string; ms: number }> {
+  const { spawn } = await import("node:child_process");
+  const started = Date.now();
+  const imports = ["tsx", ...(options.imports ?? [])].flatMap((i) => ["--import", i]);
+  const child = spawn(process.execPath, [...imports, script, ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d) => {
+    out += d;
+  });
+  child.stderr?.on("data", (d) => {
+    out += d;
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
+  return new Promise((resolve) =>
+    child.on("exit", (code) => {
+      clearTimeout(killer);
+      resolve({ code, out, ms: Date.now() - started });
+    }),
+  );
+}
