@@ -482,13 +482,17 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   /**
-   * `work` (a send), settled by Redis' answer or, whichever comes first, rejected with
-   * SystemStoppedError when the system stops before Redis answers.
+   * `work` (a send, or a spawn with `inFlight` = the spawns), settled by its own outcome or,
+   * whichever comes first, rejected with SystemStoppedError when shutdown gives up on it.
    */
-  private untilStopped<T>(work: Promise<T>, what: string): Promise<T> {
+  private untilStopped<T>(
+    work: Promise<T>,
+    what: string,
+    inFlight: Map<Promise<unknown>, () => void> = this.sendsInFlight,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.sendsInFlight.set(work, () => reject(new SystemStoppedError(what)));
-      work.then(resolve, reject).finally(() => this.sendsInFlight.delete(work));
+      inFlight.set(work, () => reject(new SystemStoppedError(what)));
+      work.then(resolve, reject).finally(() => inFlight.delete(work));
     });
   }
 
@@ -550,28 +554,13 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     checkSpecTree(spec, (definition) => checkActorDefinition(definition, this.keys.idRules));
     const what = `spawn "${spec.id}"`;
     if (this.stopping) throw new SystemStoppedError(what);
-    const adding = this.root.add(spec);
-    const child = await new Promise<Child>((resolve, reject) => {
-      this.spawning.set(adding, () => reject(new SystemStoppedError(what)));
-      adding.then(
-        (started) => {
-          this.spawning.delete(adding);
-          // Started after shutdown stopped the tree (Redis was too slow): it is stopped too.
-          if (this.treeStopped) {
-            this.root.remove(started).then(
-              () => reject(new SystemStoppedError(what)),
-              () => reject(new SystemStoppedError(what)),
-            );
-          } else {
-            resolve(started);
-          }
-        },
-        (err: unknown) => {
-          this.spawning.delete(adding);
-          reject(err);
-        },
-      );
+    const started = this.root.add(spec).then(async (child) => {
+      if (!this.treeStopped) return child;
+      // Started after shutdown stopped the tree (Redis was too slow): it is stopped too.
+      await this.root.remove(child).catch(() => {});
+      throw new SystemStoppedError(what);
     });
+    const child = await this.untilStopped(started, what, this.spawning);
     if (!isSupervisorSpec(spec)) return this.ref(spec.id);
     return {
       id: spec.id,
