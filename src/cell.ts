@@ -20,7 +20,7 @@ import { backoffDelay } from "./backoff.js";
 import type { Clock } from "./clock.js";
 import { settledBefore } from "./deadline.js";
 import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
-import { errorReply, failedRequest } from "./error-replies.js";
+import { errorReply, type FailedRequest, failedRequest } from "./error-replies.js";
 import { HandlerTimeoutError, LeaseLostError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import type {
@@ -435,19 +435,8 @@ export class ActorCell implements Wakeable {
    * (`error_<request id>`) makes a second send of it a duplicate that is skipped.
    */
   private answerRefused(refused: RefusedRequest): void {
-    const replyType =
-      ownEntry(this.definition.replyTypes, refused.messageType) ?? `${refused.messageType}_reply`;
-    const request = { sender: refused.sender, messageType: refused.messageType, priority: refused.priority };
-    let reply: EncodedMessage;
-    try {
-      const timestamp = this.host.clock.nowMicros() / 1e6;
-      reply = this.host.mailbox.encode(
-        errorReply(refused.id, request, this.id, replyType, refused.reason, refused.error, timestamp),
-      );
-    } catch (err) {
-      this.log.warn({ msgId: refused.id, err }, "could not build the error reply; the asker will time out");
-      return;
-    }
+    const reply = this.errorReplyTo(refused.id, refused, refused.reason, refused.error);
+    if (!reply) return;
     this.host.mailbox.send([reply]).then(
       () => this.host.sent(reply.envelope),
       (err: unknown) =>
@@ -575,6 +564,30 @@ export class ActorCell implements Wakeable {
     };
   }
 
+  /** The message type of the reply to a `type` request: the actor's replyTypes, else `<type>_reply`. */
+  private replyTypeOf(type: string): string {
+    return ownEntry(this.definition.replyTypes, type) ?? `${type}_reply`;
+  }
+
+  /** The error reply to request `requestId`, encoded, or undefined (logged) when it cannot be. */
+  private errorReplyTo(
+    requestId: string,
+    request: FailedRequest,
+    reason: string,
+    error: string,
+  ): EncodedMessage | undefined {
+    try {
+      const timestamp = this.host.clock.nowMicros() / 1e6;
+      const replyType = this.replyTypeOf(request.messageType);
+      return this.host.mailbox.encode(
+        errorReply(requestId, request, this.id, replyType, reason, error, timestamp),
+      );
+    } catch (err) {
+      this.log.warn({ msgId: requestId, err }, "could not build the error reply; the asker will time out");
+      return undefined;
+    }
+  }
+
   /** Ends a message as failed and dead-lettered, with a log line and an event. */
   private deadLetter(base: Omit<FinishRecord, "event">, type: string, reason: string, error: string): void {
     this.log.warn({ msgId: base.id, type, reason }, error);
@@ -589,19 +602,7 @@ export class ActorCell implements Wakeable {
     // A request someone may be waiting for gets an error reply, written with the outcome, so
     // the asker fails now instead of at its timeout (src/error-replies.ts).
     const request = failedRequest(base.member);
-    let reply: EncodedMessage | undefined;
-    if (request) {
-      const replyType =
-        ownEntry(this.definition.replyTypes, request.messageType) ?? `${request.messageType}_reply`;
-      try {
-        const timestamp = this.host.clock.nowMicros() / 1e6;
-        reply = this.host.mailbox.encode(
-          errorReply(base.id, request, this.id, replyType, reason, error, timestamp),
-        );
-      } catch (err) {
-        this.log.warn({ msgId: base.id, err }, "could not build the error reply; the asker will time out");
-      }
-    }
+    const reply = request && this.errorReplyTo(base.id, request, reason, error);
     this.finish({ ...base, event: "FAIL", error, deadReason: reason, reply });
     if (reply) this.host.sent(reply.envelope);
   }
@@ -702,7 +703,7 @@ export class ActorCell implements Wakeable {
           id: newMessageId(),
           sender: this.id,
           recipient: message.sender,
-          message_type: ownEntry(this.definition.replyTypes, type) ?? `${type}_reply`,
+          message_type: this.replyTypeOf(type),
           payload: result,
           priority: message.priority,
           timestamp: this.host.clock.nowMicros() / 1e6,
