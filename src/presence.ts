@@ -186,16 +186,26 @@ export class Presence {
     return [mode, this.nodeId, this.heartbeatKey, this.nowSeconds(), ORDERING_CANONICAL, ...apps];
   }
 
-  private async announce(mode: "force" | "repair", apps: readonly string[]): Promise<string[]> {
-    const written: string[] = [];
+  /**
+   * Runs a presence script over the status hashes of `apps`, APPS_PER_CALL apps per call, with
+   * the arguments `args` gives for each chunk; yields each chunk with the script's reply.
+   */
+  private async *perChunk(
+    script: "announce" | "leave",
+    apps: readonly string[],
+    args: (chunk: readonly string[]) => (string | number)[],
+  ): AsyncGenerator<{ chunk: readonly string[]; reply: number[] }> {
     for (let i = 0; i < apps.length; i += APPS_PER_CALL) {
       const chunk = apps.slice(i, i + APPS_PER_CALL);
-      const positions = (await this.scripts.run(
-        "announce",
-        chunk.map((app) => this.keys.status(app)),
-        this.announceArgs(mode, chunk),
-      )) as number[];
-      for (const p of positions) written.push(chunk[Number(p) - 1] as string);
+      const keys = chunk.map((app) => this.keys.status(app));
+      yield { chunk, reply: ((await this.scripts.run(script, keys, args(chunk))) as number[]).map(Number) };
+    }
+  }
+
+  private async announce(mode: "force" | "repair", apps: readonly string[]): Promise<string[]> {
+    const written: string[] = [];
+    for await (const { chunk, reply } of this.perChunk("announce", apps, (c) => this.announceArgs(mode, c))) {
+      for (const p of reply) written.push(chunk[p - 1] as string);
     }
     return written;
   }
@@ -259,15 +269,10 @@ export class Presence {
   async leave(apps: readonly string[]): Promise<string[]> {
     for (const app of apps) this.apps.delete(app);
     const offline: string[] = [];
-    for (let i = 0; i < apps.length; i += APPS_PER_CALL) {
-      const chunk = apps.slice(i, i + APPS_PER_CALL);
-      const outcomes = (await this.scripts.run(
-        "leave",
-        chunk.map((app) => this.keys.status(app)),
-        [this.nodeId, this.heartbeatKey, this.nowSeconds(), ...chunk],
-      )) as number[];
-      for (const [j, outcome] of outcomes.entries()) {
-        if (Number(outcome) === LEAVE_OUTCOME.offline) offline.push(chunk[j] as string);
+    const args = (chunk: readonly string[]) => [this.nodeId, this.heartbeatKey, this.nowSeconds(), ...chunk];
+    for await (const { chunk, reply } of this.perChunk("leave", apps, args)) {
+      for (const [j, outcome] of reply.entries()) {
+        if (outcome === LEAVE_OUTCOME.offline) offline.push(chunk[j] as string);
       }
     }
     return offline;
