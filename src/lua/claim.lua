@@ -140,9 +140,7 @@ local function quickId(member)
 end
 
 -- 1. Foreign scores: outside [SCORE_BASE, SCORE_TOP] (NaN never reaches a sorted set).
-local foreign = redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, batch)
-local above = redis.call('ZRANGEBYSCORE', inbox, '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, batch)
-for _, m in ipairs(above) do foreign[#foreign + 1] = m end
+local foreign = foreignMembers(inbox, batch)
 for _, member in ipairs(foreign) do
   local msg = decode(member)
   if msg then

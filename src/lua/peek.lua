@@ -22,9 +22,7 @@ local limit = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local best = 0
-local foreign = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, limit)
-local above = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, limit)
-for _, m in ipairs(above) do foreign[#foreign + 1] = m end
+local foreign = foreignMembers(KEYS[1], limit)
 local rescored = {}
 for _, member in ipairs(foreign) do
   local msg = decodeMember(member)

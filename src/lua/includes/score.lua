@@ -27,3 +27,12 @@ local function priorityOfScore(score)
   if not (score >= SCORE_BASE and score <= SCORE_TOP) then return nil end
   return math.floor((score - SCORE_BASE) / SCORE_BAND) + 1
 end
+
+-- The members of an inbox scored outside the canonical band (by someone else: the peers'
+-- priority * 1000 + timestamp, a bare ZADD, ±inf), at most `limit` below it and `limit` above it.
+local function foreignMembers(inbox, limit)
+  local members = redis.call('ZRANGEBYSCORE', inbox, '-inf', '(' .. SCORE_BASE_TEXT, 'LIMIT', 0, limit)
+  local above = redis.call('ZRANGEBYSCORE', inbox, '(' .. SCORE_TOP_TEXT, '+inf', 'LIMIT', 0, limit)
+  for _, m in ipairs(above) do members[#members + 1] = m end
+  return members
+end
