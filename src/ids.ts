@@ -36,8 +36,11 @@ export interface IdRules {
 
 // C0 and C1 controls and DEL (\p{Cc}), and the line and paragraph separators.
 const CONTROL = /[\p{Cc}\u2028\u2029]/u;
-// With the u flag a surrogate pair is one code point, so only a lone half matches.
-const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * Half of a UTF-16 surrogate pair (with the u flag a whole pair is one code point, so only a lone
+ * half matches): Redis would store it as U+FFFD, the text of another id.
+ */
+export const LONE_SURROGATE = /\p{Cs}/u;
 const BRACE = /[{}]/;
 
 function codePoint(text: string, pattern: RegExp): string {

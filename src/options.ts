@@ -5,6 +5,8 @@
  * An option left `undefined` takes its default and passes every check.
  */
 import { InvalidOptionError } from "./errors.js";
+import { LONE_SURROGATE } from "./ids.js";
+import { isPriority } from "./priority.js";
 
 /** Longest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -120,9 +122,6 @@ export function checkStringArray(option: string, value: unknown, fallback?: stri
   fail(option, value, "an array of strings", fallback);
 }
 
-/** Half of a UTF-16 surrogate pair: Redis would store it as U+FFFD, another id's text. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /**
  * Checks the options of one `tell` or `ask` before anything is built or sent (a wrong priority
  * would otherwise reach the wire and be refused by the recipient, or by a script). Throws
@@ -133,7 +132,7 @@ export function checkSendOptions(
   kind: "tell" | "ask",
 ): void {
   checkObject(`${kind} options`, options);
-  if (options.priority !== undefined && ![1, 2, 3, 4].includes(options.priority as number)) {
+  if (options.priority !== undefined && !isPriority(options.priority)) {
     fail(
       "priority",
       options.priority,
