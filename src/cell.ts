@@ -19,9 +19,9 @@ import {
 import { backoffDelay } from "./backoff.js";
 import type { Clock } from "./clock.js";
 import { settledBefore } from "./deadline.js";
-import { decodeEnvelope, type Envelope, newMessageId } from "./envelope.js";
+import { decodeEnvelope, type Envelope, replyIdOf } from "./envelope.js";
 import { errorReply, type FailedRequest, failedRequest } from "./error-replies.js";
-import { HandlerTimeoutError, LeaseLostError, SystemStoppedError } from "./errors.js";
+import { HandlerTimeoutError, LeaseLostError, ReplicationError, SystemStoppedError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import type {
   ClaimedMessage,
@@ -681,6 +681,9 @@ export class ActorCell implements Wakeable {
       }
       payload = outcome.value;
     }
+    // On a cluster a reply and the record of its request are two calls (the reply first): the
+    // next handler starts once they are in, so a crash in it cannot make a finished request run again.
+    if (this.host.mailbox.crossSlotSplit && this.writes?.size) await Promise.all(this.writes);
     const started = performance.now();
     let result: unknown;
     const abort = new Abort();
@@ -700,7 +703,7 @@ export class ActorCell implements Wakeable {
     if (result !== undefined) {
       try {
         reply = this.host.mailbox.encode({
-          id: newMessageId(),
+          id: replyIdOf(id),
           sender: this.id,
           recipient: message.sender,
           message_type: this.replyTypeOf(type),
@@ -825,6 +828,10 @@ export class ActorCell implements Wakeable {
         }
       })
       .catch((err: unknown) => {
+        if (err instanceof ReplicationError) {
+          this.log.warn({ err, count: records.length }, "message outcomes written, but not confirmed by replicas");
+          return;
+        }
         // The leases expire and the messages are delivered again: at least once.
         this.log.error({ err, count: records.length }, "writing message outcomes failed");
       })

@@ -9,7 +9,7 @@
  * Every clock hands out strictly increasing microseconds, so two messages stamped in the same
  * microsecond by one clock keep their order.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./cluster.js";
 
 /** A source of timestamps. */
 export interface Clock {
@@ -77,7 +77,7 @@ export interface ClockSample {
 }
 
 /** Measures the offset of Redis' clock to `monotonicWallMs()` once. */
-export async function sampleRedisClock(redis: Redis): Promise<ClockSample> {
+export async function sampleRedisClock(redis: RedisClient): Promise<ClockSample> {
   const sentAt = monotonicWallMs();
   const [seconds, micros] = await redis.time();
   const receivedAt = monotonicWallMs();
@@ -96,7 +96,7 @@ export class RedisClock implements Clock {
   private synced = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Called after every successful measurement (the heartbeat thread follows the offset). */
     private readonly onSync: (sample: ClockSample) => void = () => {},
   ) {

@@ -10,7 +10,8 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import type { Redis, RedisOptions } from "ioredis";
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import type { RedisClient } from "./cluster.js";
 import {
   RedisAuthError,
   RedisDatabaseError,
@@ -292,4 +293,100 @@ export function explainCommandFailure(err: unknown, where: string): unknown {
 export function connectionName(appId: string, role?: string): string {
   const safe = appId.replace(/[^!-~]/gu, "_");
   return role ? `redactor:${safe}:${role}` : `redactor:${safe}`;
+}
+
+/**
+ * How to open a connection: to one server (ioredis options), or to a Redis Cluster (startup
+ * nodes and ioredis' ClusterOptions, whose `redisOptions` apply to every node connection).
+ * Structured-cloneable once functions are dropped, so the heartbeat thread can open its own.
+ */
+export type ConnectionSpec =
+  | { kind: "server"; options: RedisOptions; /** A Redis URL, read before `options`. */ url?: string }
+  | { kind: "cluster"; nodes: ClusterNode[]; options: ClusterOptions };
+
+/**
+ * The spec of a connection like `client`'s (one server: its options as ioredis parsed them from
+ * the URL), for another thread to open its own.
+ */
+export function specOf(client: RedisClient, spec: ConnectionSpec): ConnectionSpec {
+  return client instanceof Redis ? { kind: "server", options: client.options } : spec;
+}
+
+/**
+ * A client for `spec`, not connected yet (`lazyConnect`); open it with `openClient`. `name` is
+ * the CLIENT SETNAME of its connections (see connectionName).
+ */
+export function createClient(spec: ConnectionSpec, name: string): RedisClient {
+  if (spec.kind === "server") {
+    const options = { ...spec.options, lazyConnect: true, connectionName: name };
+    return spec.url === undefined ? new Redis(options) : new Redis(spec.url, options);
+  }
+  return new Cluster(spec.nodes, {
+    ...spec.options,
+    lazyConnect: true,
+    redisOptions: { ...spec.options.redisOptions, connectionName: name },
+  });
+}
+
+/** A duplicate of the spec's client for subscriptions: on a cluster it also holds sharded subscriptions. */
+export function subscriberSpec(spec: ConnectionSpec): ConnectionSpec {
+  if (spec.kind === "server") return spec;
+  return { ...spec, options: { ...spec.options, shardedSubscribers: true } };
+}
+
+/**
+ * Connects a client made by `createClient`: one server with `openRedis`; a cluster by
+ * connecting to its startup nodes and reading its slot map, bounded by the nodes'
+ * `connectTimeout`.
+ * @throws RedisUnavailableError (or a subclass naming the cause); nothing is left connected.
+ */
+export async function openClient(client: RedisClient, where: string): Promise<void> {
+  if (client instanceof Redis) return openRedis(client, where);
+  const limitMs = (client.options.redisOptions?.connectTimeout ?? 10_000) + 1000;
+  const seen: Error[] = [];
+  const record = (err: Error) => {
+    seen.push(err);
+  };
+  client.on("error", record);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${limitMs} ms`)), limitMs);
+      }),
+    ]);
+  } catch (err) {
+    client.disconnect();
+    const causes = [...seen, err as Error].flatMap((e) => {
+      const last = (e as { lastNodeError?: Error }).lastNodeError;
+      return last ? [last, e] : [e];
+    });
+    for (const cause of causes) {
+      const explained = classifyConnectError(cause, where);
+      if (explained) throw explained;
+    }
+    throw new RedisUnavailableError(
+      `cannot reach the Redis Cluster at ${where} (${(err as Error).message}); check that its nodes are up ` +
+        `and that cluster_state is ok (redis-cli -c -p <port> cluster info), or fix the nodes in ${CLUSTER_SETTING}`,
+      { cause: err },
+    );
+  } finally {
+    clearTimeout(timer);
+    client.off("error", record);
+  }
+}
+
+/** Where the cluster's nodes are set, for the advice in messages. */
+export const CLUSTER_SETTING = "REDIS_CLUSTER, createSystem's cluster option, or the CLI's --cluster";
+
+/** The startup nodes of a cluster, for messages: `host:port,host:port`, passwords left out. */
+export function describeNodes(nodes: readonly ClusterNode[]): string {
+  return nodes
+    .map((node) => {
+      if (typeof node === "number") return `127.0.0.1:${node}`;
+      if (typeof node === "string") return node.replace(/\/\/[^@/]*@/, "//***@");
+      return `${node.host ?? "127.0.0.1"}:${node.port ?? 6379}`;
+    })
+    .join(",");
 }

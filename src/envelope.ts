@@ -43,6 +43,18 @@ export function newMessageId(): string {
   return randomUUID();
 }
 
+/** Prefix of the id of a handler's reply: `reply_<request id>`. */
+export const REPLY_ID_PREFIX = "reply_";
+
+/**
+ * The id of the reply to request `requestId`: one id per request, so a reply sent again (its
+ * handler ran again after a crash, or the send was repeated) is a duplicate that the send script
+ * skips, and an asker never gets two replies. Error replies use `error_<request id>`.
+ */
+export function replyIdOf(requestId: string): string {
+  return `${REPLY_ID_PREFIX}${requestId}`;
+}
+
 /** What a new outgoing message is made of; the rest is filled in by `createEnvelope`. */
 export interface NewMessage {
   sender: string;

@@ -301,3 +301,26 @@ export function fromRedisReply(what: string, err: unknown): unknown {
   if (err instanceof RedactorError || !(err instanceof Error) || err.name !== "ReplyError") return err;
   return new RedisCommandError(what, err);
 }
+
+/**
+ * A write reached the master but fewer of its replicas than `durability.replicas` confirmed it
+ * within `durability.timeoutMs` (Redis' WAIT): if that master fails now, the write may be lost
+ * with it. A send may be repeated safely (the same message id is a duplicate once it is in).
+ */
+export class ReplicationError extends RedactorError {
+  override name = "ReplicationError";
+  constructor(
+    what: string,
+    /** Replicas that confirmed the write. */
+    readonly acknowledged: number,
+    /** Replicas asked for. */
+    readonly wanted: number,
+    timeoutMs: number,
+  ) {
+    super(
+      `${what}: only ${acknowledged} of ${wanted} replica(s) confirmed it within ${timeoutMs} ms; ` +
+        "the master has it, but a failover now could lose it. Retry (a repeated send of the same id is " +
+        "skipped as a duplicate), check the replicas (INFO replication), or lower durability.replicas",
+    );
+  }
+}

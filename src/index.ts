@@ -45,6 +45,7 @@ export {
   RedactorError,
   RedisAuthError,
   RedisCommandError,
+  ReplicationError,
   RedisDatabaseError,
   RedisMaxClientsError,
   RedisTlsError,
@@ -61,7 +62,7 @@ export {
   type MessageStatus,
   nextStatus,
 } from "./lifecycle.js";
-export type { MailboxOptions } from "./mailbox.js";
+export type { Durability, MailboxOptions } from "./mailbox.js";
 export type { AppStatus } from "./presence.js";
 export { Priority } from "./priority.js";
 export type { StandardSchemaV1 } from "./schema.js";
@@ -74,7 +75,13 @@ export {
   type SupervisorStrategy,
   supervisor,
 } from "./supervisor.js";
-export { type ActorSystem, type BroadcastOptions, createSystem, type SystemOptions } from "./system.js";
+export {
+  type ActorSystem,
+  type BroadcastOptions,
+  type ClusterConfig,
+  createSystem,
+  type SystemOptions,
+} from "./system.js";
 // Observability: prom-client metrics built from system.events, and a /metrics endpoint.
 
 export {

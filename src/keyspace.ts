@@ -1,8 +1,10 @@
 /**
  * Every Redis key and channel name redactor touches is built here, so that the layout is one
- * decision in one place. The default layout is the peers' (docs/PROTOCOL.md) byte for byte; the
- * `hashTag` layout wraps the app id in braces so that all of one app's keys share a Redis
- * Cluster slot.
+ * decision in one place. The default layout is the peers' (docs/PROTOCOL.md) byte for byte. The
+ * `hashTag` layout is the cluster layout: it wraps the app id in braces so that everything that
+ * belongs to one app (its queues, its presence, the `message:{app}:<id>` hashes of the messages
+ * sent to it, its sharded wake-up and reply channels) shares one Redis Cluster slot, and a script
+ * call that serves one app touches one slot.
  *
  * No two purposes share a name: every builder is injective over valid ids (src/ids.ts), and two
  * builders never produce the same name. The peers' names keep their fixed prefixes and suffixes;
@@ -19,8 +21,10 @@ const QUEUE_KINDS: readonly QueueKind[] = ["inbox", "outbox", "processing", "dea
 /** Options that shape the key layout. */
 export interface KeyspaceOptions {
   /**
-   * Wrap the app id in `{…}` so one app's keys share a cluster slot. Peers that use the plain
-   * layout will not see such keys, so only turn this on when every program agrees.
+   * The cluster layout: wrap the app id in `{…}` so one app's keys share a cluster slot
+   * (docs/PROTOCOL.md, "Cluster layout"). Peers that use the plain layout will not see such
+   * keys, so only turn this on when every program agrees. Needs Redis 7 (sharded pub/sub).
+   * Cluster mode (`createSystem({ cluster })`) always uses it.
    * @default false
    */
   hashTag?: boolean;
@@ -120,16 +124,36 @@ export class Keyspace {
   }
 
   /**
-   * Prefix of `message:<id>` hashes. Scripts build the hash key from a message id they only
-   * learn inside Redis, so they receive this prefix rather than the key.
+   * Prefix of the `message:<id>` hashes of messages sent to `app`: `message:` in the peers'
+   * layout, `message:{app}:` in the cluster layout (the hash lives in its recipient's slot).
+   * Scripts build a hash key from a message id they only learn inside Redis, so they receive
+   * this prefix rather than the key.
    */
-  messagePrefix(): string {
-    return "message:";
+  messagePrefix(app: string): string {
+    return this.hashTag ? `message:{${app}}:` : "message:";
   }
 
-  /** `message:<id>`: the status hash of one message. */
-  message(id: string): string {
-    return `${this.messagePrefix()}${id}`;
+  /** The status hash of message `id` sent to `app`: `message:<id>`, or `message:{app}:<id>`. */
+  message(app: string, id: string): string {
+    return `${this.messagePrefix(app)}${id}`;
+  }
+
+  /**
+   * The SCAN pattern that finds the hash of message `id` whatever its recipient (cluster
+   * layout: `message:{*}:<id>`, glob characters of the id escaped); in the peers' layout the
+   * key itself.
+   */
+  messagePattern(id: string): string {
+    const escaped = id.replace(/[*?[\\\]]/g, (c) => `\\${c}`);
+    return this.hashTag ? `message:{*}:${escaped}` : `message:${escaped}`;
+  }
+
+  /** The recipient app of a hash key found by `messagePattern` (cluster layout), or null. */
+  appFromMessageKey(key: string, id: string): string | null {
+    if (!this.hashTag) return null;
+    const suffix = `}:${id}`;
+    if (!key.startsWith("message:{") || !key.endsWith(suffix)) return null;
+    return key.slice("message:{".length, -suffix.length);
   }
 
   /** `heartbeat:<node>`: a key that lives while the process `node` is alive. */
@@ -153,12 +177,32 @@ export class Keyspace {
   }
 
   /**
-   * `redactor:replies:<app>`: replies to the asks of a redactor system, pushed whole so the ask
-   * resolves at once; the copy in the inbox is the reliable path. It is outside the peers'
-   * `channel:` namespace, so no app id can make it another app's wake-up channel.
+   * Whether redactor's own channels (wake-ups between redactor processes, pushed replies) are
+   * sharded channels (SSUBSCRIBE / SPUBLISH, Redis 7) in the app's slot: in the cluster layout.
+   * A sharded message stays on the shard that owns the slot instead of crossing every node of a
+   * cluster.
+   */
+  get sharded(): boolean {
+    return this.hashTag;
+  }
+
+  /**
+   * `redactor:wake:{app}`, the sharded wake-up channel of a redactor app in the cluster layout
+   * (null in the peers' layout, where `channel:<app>` is the only one). A redactor sender wakes
+   * a redactor recipient there; a peer's PUBLISH on `channel:<app>` still wakes it too.
+   */
+  wakeChannel(app: string): string | null {
+    return this.hashTag ? `redactor:wake:{${app}}` : null;
+  }
+
+  /**
+   * `redactor:replies:<app>` (cluster layout: `redactor:replies:{app}`, sharded): replies to the
+   * asks of a redactor system, pushed whole so the ask resolves at once; the copy in the inbox is
+   * the reliable path. It is outside the peers' `channel:` namespace, so no app id can make it
+   * another app's wake-up channel.
    */
   replyChannel(app: string): string {
-    return `redactor:replies:${app}`;
+    return this.hashTag ? `redactor:replies:{${app}}` : `redactor:replies:${app}`;
   }
 
   /** `channel:broadcast`: system-wide notifications. */

@@ -1,10 +1,17 @@
 /**
  * The mailbox: the Redis side of sending, claiming and finishing messages, one Lua command
  * each (src/lua). Statuses written by the scripts come from the lifecycle machine.
+ *
+ * On a Redis Cluster every script call keeps to one slot, the recipient's (the cluster layout
+ * puts an app's queues, presence and message hashes there). What crosses apps is split into
+ * calls that keep the guarantees: a send writes the sender's outbox copy after the message;
+ * a reply is sent (and durable) before the request it answers is marked done, under an id
+ * derived from the request (`reply_<id>`) so that a repeat is a duplicate the send skips; and
+ * lease holders are judged dead from their heartbeat keys by the caller, not inside the script.
  */
-import type { Redis } from "ioredis";
+import { bySlot, existsEach, isCluster, masterOf, type RedisClient, slotOf } from "./cluster.js";
 import { type Envelope, encodeEnvelope } from "./envelope.js";
-import { fromRedisReply, MessageTooLargeError } from "./errors.js";
+import { fromRedisReply, MessageTooLargeError, ReplicationError } from "./errors.js";
 import type { Keyspace } from "./keyspace.js";
 import { type LifecycleEvent, nextStatus, STATUS } from "./lifecycle.js";
 import { canonicalScore, type Priority, wireScore } from "./priority.js";
@@ -32,6 +39,24 @@ export interface MailboxOptions {
    * @default 30000
    */
   leaseMs?: number;
+  /**
+   * Wait for replicas (Redis' WAIT) after each send and each finish: a send resolves only once
+   * `replicas` replicas of the master that took it have it, so a failover (the master dies, a
+   * replica is promoted) cannot lose a message whose send resolved. Fewer within `timeoutMs`:
+   * the send rejects with ReplicationError (repeating it is safe), a finish is logged (the
+   * message may run again after a failover). Costs a round trip per call. See the README,
+   * "Redis Cluster", for what each setting guarantees.
+   * @default { replicas: 0 } (no waiting: a failover may lose the last writes the master took)
+   */
+  durability?: Durability;
+}
+
+/** How many replicas must confirm a write (MailboxOptions.durability). */
+export interface Durability {
+  /** Replicas that must confirm; 0 waits for none. @default 0 */
+  replicas: number;
+  /** How long to wait for them, ms. @default 1000 */
+  timeoutMs?: number;
 }
 
 /** A message encoded for the wire, with both of its possible inbox scores. */
@@ -144,7 +169,7 @@ export interface FinishRecord {
 }
 
 /** Resolved mailbox options. */
-export type MailboxConfig = Required<MailboxOptions>;
+export type MailboxConfig = Required<Omit<MailboxOptions, "durability">> & { durability: Required<Durability> };
 
 /** Fills in the defaults of MailboxOptions. */
 export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
@@ -153,6 +178,7 @@ export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
     outboxCap: options.outboxCap ?? 1000,
     maxMessageBytes: options.maxMessageBytes ?? 1_048_576,
     leaseMs: options.leaseMs ?? 30_000,
+    durability: { replicas: options.durability?.replicas ?? 0, timeoutMs: options.durability?.timeoutMs ?? 1000 },
   };
 }
 
@@ -165,16 +191,22 @@ const CLAIM_REPAIR_BATCH = 500;
  */
 const PEEK_FOREIGN = CLAIM_REPAIR_BATCH;
 
-/** Sends, claims and finishes messages for every app over one connection. */
+/** Sends, claims and finishes messages for every app over one connection (or cluster client). */
 export class Mailbox {
   private readonly scripts: Scripts;
+  /**
+   * True on a cluster: replies and outbox copies, which live in other slots than the script's,
+   * are written by separate calls (see the module comment).
+   */
+  readonly crossSlotSplit: boolean;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keyspace,
     readonly config: MailboxConfig,
   ) {
     this.scripts = new Scripts(redis);
+    this.crossSlotSplit = isCluster(redis);
   }
 
   /** Loads the scripts; later calls reload them if the server forgets. */
@@ -214,32 +246,76 @@ export class Mailbox {
   /**
    * Sends messages that share one sender and one recipient, atomically; returns the positions
    * of those not sent because they are duplicates (already pending, processing or completed,
-   * or earlier in this batch). Throws RedisCommandError when Redis refuses the script (`code`
-   * OOM over maxmemory, NOPERM …): then nothing was sent.
+   * or earlier in this batch). With `push`, a redactor recipient also gets each one whole on its
+   * reply channel (replies). Throws RedisCommandError when Redis refuses the script (`code` OOM
+   * over maxmemory, NOPERM …): then nothing was sent.
+   *
+   * On a cluster, when the sender's outbox is in another slot, the outbox copies are written by a
+   * second call once the messages are in; a failure there loses only the copies (monitoring).
    */
-  async send(messages: readonly EncodedMessage[]): Promise<number[]> {
+  async send(messages: readonly EncodedMessage[], options: { push?: boolean } = {}): Promise<number[]> {
     const first = messages[0];
     if (!first) return [];
     const { sender, recipient } = first.envelope;
-    const keys = [this.keys.inbox(recipient), this.keys.outbox(sender), this.keys.status(recipient)];
+    const inbox = this.keys.inbox(recipient);
+    const outbox = this.keys.outbox(sender);
+    const outboxApart = this.crossSlotSplit && slotOf(inbox) !== slotOf(outbox);
+    const keys = [inbox, outboxApart ? inbox : outbox, this.keys.status(recipient)];
     const args: (string | number)[] = [
       this.config.messageTtlSeconds,
-      this.config.outboxCap,
+      outboxApart ? 0 : this.config.outboxCap,
       this.keys.channel(recipient),
+      this.keys.wakeChannel(recipient) ?? "",
+      options.push ? this.keys.replyChannel(recipient) : "",
       STATUS.pending,
       // A message id already waiting, running or done is not sent again.
       `${STATUS.pending} ${STATUS.processing} ${STATUS.completed}`,
     ];
     for (const m of messages) {
-      keys.push(this.keys.message(m.envelope.id));
+      keys.push(this.keys.message(recipient, m.envelope.id));
       args.push(...this.sendArgs(m));
     }
+    let skipped: number[];
     try {
-      return ((await this.scripts.run("send", keys, args)) as number[]).map(Number);
+      skipped = ((await this.scripts.run("send", keys, args)) as number[]).map(Number);
     } catch (err) {
       // OOM, NOPERM, READONLY …: a typed error that says what to do (the script wrote nothing).
       throw fromRedisReply(`send ${messages.length} message(s) to "${recipient}"`, err);
     }
+    if (skipped.length < messages.length) {
+      await this.replicated(inbox, `send ${messages.length} message(s) to "${recipient}"`);
+    }
+    if (outboxApart && this.config.outboxCap > 0) {
+      await this.copyToOutbox(outbox, messages.filter((_, i) => !skipped.includes(i))).catch(() => {
+        // Copies for monitoring only: the messages themselves are in.
+      });
+    }
+    return skipped;
+  }
+
+  /**
+   * With `durability.replicas` > 0: waits until that many replicas of the master that serves
+   * `key` have every write this client sent it (WAIT, on the connection that sent them).
+   * @throws ReplicationError when fewer confirm within `durability.timeoutMs`.
+   */
+  private async replicated(key: string, what: string): Promise<void> {
+    const { replicas, timeoutMs } = this.config.durability;
+    if (replicas === 0) return;
+    const node = masterOf(this.redis, key);
+    const acknowledged = node ? Number(await node.wait(replicas, timeoutMs)) : 0;
+    if (acknowledged < replicas) throw new ReplicationError(what, acknowledged, replicas, timeoutMs);
+  }
+
+  /** Adds copies of sent messages to a capped outbox (its own slot), scored by their timestamp. */
+  private async copyToOutbox(outbox: string, messages: readonly EncodedMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const scored: (string | number)[] = [];
+    for (const m of messages) scored.push(String(m.envelope.timestamp), m.member);
+    await this.redis
+      .multi()
+      .zadd(outbox, ...scored)
+      .zremrangebyrank(outbox, 0, -(this.config.outboxCap + 1))
+      .exec();
   }
 
   /** Claims up to `max` messages of `app` under a lease named `token`. */
@@ -248,7 +324,7 @@ export class Mailbox {
       "claim",
       [this.keys.inbox(app), this.keys.processing(app), this.keys.dead(app)],
       [
-        this.keys.messagePrefix(),
+        this.keys.messagePrefix(app),
         max,
         this.config.leaseMs,
         token,
@@ -304,6 +380,12 @@ export class Mailbox {
    * record, whether it was written or why not (the lease moved on, the hash is gone …): a record
    * is written only by the lease holder; and the start's outcome: the runs started, this one
    * included, or why it is not held any more.
+   *
+   * On a cluster the replies are sent first, each by the send script in its recipient's slot,
+   * and the records are written once they are in: a reply is durable before its request is
+   * marked done, and a repeat after a crash is a duplicate (its id comes from the request's).
+   * Then the call is not on the connection at once: a caller that must know the outcomes are
+   * in before it starts the next handler awaits it.
    */
   async finish(
     app: string,
@@ -311,6 +393,13 @@ export class Mailbox {
     start?: { id: string; token: string },
   ): Promise<{ outcomes: RecordOutcome[]; started?: number | Exclude<RecordOutcome, "written"> }> {
     if (records.length === 0 && !start) return { outcomes: [] };
+    if (this.crossSlotSplit && records.some((r) => r.reply)) {
+      // Sent one recipient at a time; concurrent sends to different recipients are independent.
+      const replies = records.flatMap((r) => (r.reply ? [r.reply] : []));
+      const byRecipient = bySlot(this.redis, replies, (m) => this.keys.inbox(m.envelope.recipient));
+      await Promise.all(byRecipient.flatMap((group) => group.map((m) => this.send([m], { push: true }))));
+      records = records.map((r) => (r.reply ? { ...r, reply: undefined } : r));
+    }
     const keys = [this.keys.processing(app), this.keys.inbox(app), this.keys.dead(app)];
     const args: (string | number | Buffer)[] = [
       this.config.messageTtlSeconds,
@@ -319,9 +408,9 @@ export class Mailbox {
       STATUS.processing,
       start ? start.token : "",
     ];
-    if (start) keys.push(this.keys.message(start.id));
+    if (start) keys.push(this.keys.message(app, start.id));
     for (const r of records) {
-      keys.push(this.keys.message(r.id));
+      keys.push(this.keys.message(app, r.id));
       args.push(
         r.id,
         r.member,
@@ -339,18 +428,20 @@ export class Mailbox {
         const e = r.reply.envelope;
         keys.push(
           this.keys.inbox(e.recipient),
-          this.keys.message(e.id),
+          this.keys.message(e.recipient, e.id),
           this.keys.outbox(e.sender),
           this.keys.status(e.recipient),
         );
         args.push(
           ...this.sendArgs(r.reply),
           this.keys.channel(e.recipient),
+          this.keys.wakeChannel(e.recipient) ?? "",
           this.keys.replyChannel(e.recipient),
         );
       }
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];
+    if (records.length > 0) await this.replicated(keys[0] as string, `finish ${records.length} message(s) of "${app}"`);
     if (!start) return { outcomes: result.map(outcome) };
     const code = Number(result[0]);
     return {
@@ -380,7 +471,7 @@ export class Mailbox {
     held: readonly { id: string; member: Buffer }[],
   ): Promise<RecordOutcome[]> {
     if (held.length === 0) return [];
-    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(), token, this.config.leaseMs];
+    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(app), token, this.config.leaseMs];
     for (const h of held) args.push(h.id, h.member);
     return ((await this.scripts.run("extend", [this.keys.processing(app)], args)) as number[]).map(outcome);
   }
@@ -388,15 +479,36 @@ export class Mailbox {
   /**
    * Returns to the inbox what sits in `app`'s processing set with an expired lease or a lease
    * held by a dead process; returns how many. `selfNode`, the caller's process, is alive by
-   * definition: its leases are never taken for a dead holder's.
+   * definition: its leases are never taken for a dead holder's. On one server the script reads
+   * the holders' heartbeat keys itself; on a cluster (those keys live in other slots) it names
+   * the holders it saw, their heartbeat keys are read here, and a second call returns the
+   * messages of those found dead.
    */
   async recover(app: string, selfNode: string): Promise<number> {
-    return Number(
-      await this.scripts.run(
+    const call = async (judged: string) => {
+      const [released, unknown] = (await this.scripts.run(
         "recover",
         [this.keys.inbox(app), this.keys.processing(app)],
-        [this.keys.messagePrefix(), this.keys.heartbeat(""), STATUS.released, CLAIM_REPAIR_BATCH, selfNode],
-      ),
+        [
+          this.keys.messagePrefix(app),
+          this.keys.heartbeat(""),
+          STATUS.released,
+          CLAIM_REPAIR_BATCH,
+          selfNode,
+          judged,
+        ],
+      )) as [number, string[]];
+      return { released: Number(released), unknown: unknown.map(String) };
+    };
+    if (!this.crossSlotSplit) return (await call("")).released;
+    const first = await call("[]");
+    if (first.unknown.length === 0) return first.released;
+    const alive = await existsEach(
+      this.redis,
+      first.unknown.map((node) => this.keys.heartbeat(node)),
     );
+    const dead = first.unknown.filter((_, i) => !alive[i]);
+    if (dead.length === 0) return first.released;
+    return first.released + (await call(JSON.stringify(dead))).released;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import { masters, type RedisClient } from "./cluster.js";
 
 /** The Lua commands, one `.lua` file each. */
 export type ScriptName =
@@ -61,13 +61,23 @@ function script(name: ScriptName): LoadedScript {
   return entry;
 }
 
-/** Calls the Lua commands on one connection. */
+/**
+ * Calls the Lua commands on one connection, or on a cluster client (which sends each call to
+ * the master of its keys' slot).
+ */
 export class Scripts {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
-  /** Loads every script into the server's cache (once at start; `run` reloads on NOSCRIPT). */
+  /**
+   * Loads every script into the cache of the server, or of every master of a cluster (once at
+   * start; `run` reloads on NOSCRIPT, e.g. on a replica promoted later).
+   */
   async load(): Promise<void> {
-    await Promise.all(SCRIPT_NAMES.map((name) => this.redis.script("LOAD", script(name).source)));
+    await Promise.all(
+      masters(this.redis).flatMap((node) =>
+        SCRIPT_NAMES.map((name) => node.script("LOAD", script(name).source)),
+      ),
+    );
   }
 
   /** Runs one script by SHA; replies come back as strings (bulk strings decoded as UTF-8). */

@@ -5,7 +5,7 @@
  * system serves itself: that is where every `ask` reply arrives.
  */
 import { hostname } from "node:os";
-import { Redis, type RedisOptions } from "ioredis";
+import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis";
 import { type Logger, pino } from "pino";
 import {
   type ActorDefinition,
@@ -20,7 +20,18 @@ import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
 import { RedisClock } from "./clock.js";
-import { connectionName, describeTarget, explainCommandFailure, openRedis } from "./connection.js";
+import { isCluster, type RedisClient, scanAll } from "./cluster.js";
+import {
+  type ConnectionSpec,
+  connectionName,
+  createClient,
+  describeNodes,
+  describeTarget,
+  explainCommandFailure,
+  openClient,
+  specOf,
+  subscriberSpec,
+} from "./connection.js";
 import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import {
@@ -63,6 +74,13 @@ import {
 } from "./supervisor.js";
 import { Wakeups } from "./wakeups.js";
 
+/**
+ * A Redis Cluster to run on: its startup nodes (`redis://host:port` URLs, or `{ host, port }`;
+ * one reachable node is enough, the rest are discovered) and any of ioredis' ClusterOptions
+ * (`redisOptions` carries what every node connection needs: password, username, TLS).
+ */
+export type ClusterConfig = { nodes: ClusterNode[] } & ClusterOptions;
+
 /** Options of `createSystem`. */
 export interface SystemOptions extends MailboxOptions {
   /** This process's app id: the sender of messages from outside any actor, and the inbox of replies. */
@@ -73,8 +91,16 @@ export interface SystemOptions extends MailboxOptions {
    */
   redis?: string | RedisOptions;
   /**
+   * Run on a Redis Cluster instead of one server (ioredis' Cluster client underneath). Implies
+   * the cluster key layout (`keyspace.hashTag`), which every program of the deployment must use
+   * (docs/PROTOCOL.md, "Cluster layout"). Not together with `redis`.
+   * @default process.env.REDIS_CLUSTER (comma-separated node URLs) when set and `redis` is not
+   *   given, else none (one server)
+   */
+  cluster?: ClusterConfig;
+  /**
    * Key layout.
-   * @default {} (the peers' layout, docs/PROTOCOL.md)
+   * @default {} (the peers' layout, docs/PROTOCOL.md); { hashTag: true } on a cluster
    */
   keyspace?: KeyspaceOptions;
   /**
@@ -168,8 +194,13 @@ export interface ActorSystem {
   ref<P extends Protocol<P> = UntypedProtocol>(id: string): ActorRef<P>;
   /** Publishes a message on `channel:broadcast` to every actor that handles its type. */
   broadcast(type: string, payload: unknown, options?: BroadcastOptions): Promise<void>;
-  /** The status of a message (`get_message_status`), or null when unknown or expired. */
-  messageStatus(id: string): Promise<MessageStatus | null>;
+  /**
+   * The status of a message (`get_message_status`), or null when unknown or expired. In the
+   * cluster layout the hash is `message:{recipient}:<id>`: give `recipient` when you know it;
+   * else it is known for messages this system sent recently, and otherwise found with a SCAN
+   * of every master (slow on a large keyspace).
+   */
+  messageStatus(id: string, recipient?: string): Promise<MessageStatus | null>;
   /** The presence of an app, or null when it never announced itself. */
   status(app: string): Promise<AppStatus | null>;
   /** App ids that are online now (SCAN, heartbeat checked). */
@@ -183,22 +214,43 @@ export interface ActorSystem {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-function redisFrom(
-  option: string | RedisOptions | undefined,
-  appId: string,
-): { client: Redis; where: string } {
-  // Named connections let operators tell a system's two connections apart in CLIENT LIST.
-  const base: RedisOptions = {
-    lazyConnect: true,
-    maxRetriesPerRequest: null,
-    connectionName: connectionName(appId),
-  };
+/** The cluster to use: the `cluster` option, else REDIS_CLUSTER when no `redis` option is given. */
+function clusterFrom(options: SystemOptions): ClusterConfig | undefined {
+  if (options.cluster) return options.cluster;
+  const env = process.env.REDIS_CLUSTER;
+  if (options.redis !== undefined || !env) return undefined;
+  return { nodes: env.split(",").map((node) => node.trim()).filter((node) => node !== "") };
+}
+
+/** How to connect, and where that is (for messages), from the system's options. */
+function connectionFrom(options: SystemOptions): { spec: ConnectionSpec; where: string } {
+  const cluster = clusterFrom(options);
+  if (cluster) {
+    const { nodes, ...clusterOptions } = cluster;
+    return {
+      spec: {
+        kind: "cluster",
+        nodes,
+        options: {
+          // Commands wait out a failover or a reconnect rather than fail at the first try.
+          ...clusterOptions,
+          redisOptions: { maxRetriesPerRequest: null, ...clusterOptions.redisOptions },
+        },
+      },
+      where: `cluster ${describeNodes(nodes)}`,
+    };
+  }
+  const option = options.redis;
+  const base: RedisOptions = { maxRetriesPerRequest: null };
   if (typeof option === "object") {
-    return { client: new Redis({ ...base, ...option }), where: describeTarget(option, undefined) };
+    return { spec: { kind: "server", options: { ...base, ...option } }, where: describeTarget(option, undefined) };
   }
   const url = option ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  return { client: new Redis(url, base), where: describeTarget(url, url) };
+  return { spec: { kind: "server", url, options: base }, where: describeTarget(url, url) };
 }
+
+/** How many recent sends `messageStatus` finds without a SCAN in the cluster layout. */
+const RECENT_SENDS = 10_000;
 
 /**
  * The Batcher group of the sends from `sender` to `recipient`: a JSON array, which no two
@@ -234,6 +286,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.log.error({ err, event }, "an event listener threw; fix the listener"),
   );
   private readonly asks = new PendingAsks();
+  /**
+   * Recipients of the messages this system sent lately (cluster layout), so `messageStatus(id)`
+   * finds `message:{recipient}:<id>` without a SCAN; the oldest are forgotten past RECENT_SENDS.
+   */
+  private readonly recipients = new Map<string, string>();
   /** Offered every message of the system's own inbox first: ask replies never reach a handler. */
   private readonly takeReply = (message: Envelope) => this.asks.offer(message);
   /** Concurrent sends from one sender to one recipient go to Redis as one script call. */
@@ -271,12 +328,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
 
   constructor(
     readonly appId: string,
-    private readonly cmd: Redis,
-    private readonly sub: Redis,
+    private readonly cmd: RedisClient,
+    private readonly sub: RedisClient,
+    connection: ConnectionSpec,
     options: SystemOptions,
   ) {
     this.nodeId = `${appId}@${hostname()}:${process.pid}:${newMessageId().slice(0, 8)}`;
-    this.keys = new Keyspace(options.keyspace);
+    // A cluster needs every app's keys in one slot: the hash-tagged layout.
+    this.keys = new Keyspace(isCluster(cmd) ? { hashTag: true } : options.keyspace);
     this.mailbox = new Mailbox(cmd, this.keys, mailboxConfig(options));
     this.log = options.logger ?? pino({ name: "redactor", level: process.env.REDACTOR_LOG_LEVEL ?? "info" });
     this.claimBatch = options.claimBatch ?? 64;
@@ -290,6 +349,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     this.leaseConfirmMs = Math.min(this.mailbox.config.leaseMs / 3, options.heartbeatMs ?? 2000);
     this.presence = new Presence({
       redis: cmd,
+      connection: specOf(cmd, connection),
       keys: this.keys,
       nodeId: this.nodeId,
       heartbeatMs: options.heartbeatMs ?? 2000,
@@ -301,8 +361,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       sweepMs: options.sweepMs ?? 1000,
       channels: {
         [this.keys.broadcastChannel()]: (text) => this.onBroadcast(text),
-        [this.keys.replyChannel(appId)]: (text) => this.onPushedReply(text),
+        ...(this.keys.sharded ? {} : { [this.keys.replyChannel(appId)]: (text: string) => this.onPushedReply(text) }),
       },
+      shardedChannels: this.keys.sharded
+        ? { [this.keys.replyChannel(appId)]: (text) => this.onPushedReply(text) }
+        : {},
       onReconnect: () => void this.reannounce(),
       keyspaceEvents: options.keyspaceEvents ?? true,
       nodeId: this.nodeId,
@@ -510,6 +573,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   private emitSent(env: Envelope): void {
+    if (this.keys.hashTag) {
+      this.recipients.set(env.id, env.recipient);
+      if (this.recipients.size > RECENT_SENDS) this.recipients.delete(this.recipients.keys().next().value as string);
+    }
     if (!this.events.has("message.sent")) return;
     const { id, sender, recipient, message_type: type, priority } = env;
     this.events.emit("message.sent", { id, sender, recipient, type, priority });
@@ -672,8 +739,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     return [...this.cells.keys()];
   }
 
-  async messageStatus(id: string): Promise<MessageStatus | null> {
-    return (await this.cmd.hget(this.keys.message(id), "status")) as MessageStatus | null;
+  async messageStatus(id: string, recipient?: string): Promise<MessageStatus | null> {
+    if (!this.keys.hashTag) return (await this.cmd.hget(this.keys.message("", id), "status")) as MessageStatus | null;
+    // The cluster layout keeps the hash in its recipient's slot: message:{recipient}:<id>.
+    const to = recipient ?? this.recipients.get(id);
+    if (to !== undefined) {
+      return (await this.cmd.hget(this.keys.message(to, id), "status")) as MessageStatus | null;
+    }
+    const [key] = await scanAll(this.cmd, this.keys.messagePattern(id));
+    return key === undefined ? null : ((await this.cmd.hget(key, "status")) as MessageStatus | null);
   }
 
   status(app: string): Promise<AppStatus | null> {
@@ -835,7 +909,8 @@ function checkSystemOptions(options: SystemOptions): void {
         'its ask replies, e.g. createSystem({ appId: "ground-control" })',
     );
   }
-  checkId(options.appId, "appId", { hashTag: options.keyspace?.hashTag ?? false });
+  checkCluster(options);
+  checkId(options.appId, "appId", { hashTag: (options.keyspace?.hashTag ?? false) || clusterFrom(options) !== undefined });
   const redis = options.redis ?? process.env.REDIS_URL;
   if (typeof redis === "string") {
     if (!/^rediss?:\/\//.test(redis) && !redis.startsWith("/")) {
@@ -865,6 +940,11 @@ function checkSystemOptions(options: SystemOptions): void {
   const seconds = { integer: true, min: 1, unit: "seconds" };
   checkNumber("messageTtlSeconds", options.messageTtlSeconds, seconds, "86400");
   checkNumber("outboxCap", options.outboxCap, { integer: true, min: 0 }, "1000");
+  checkObject("durability", options.durability, "{ replicas: 0 }");
+  if (options.durability) {
+    checkNumber("durability.replicas", options.durability.replicas, { integer: true, min: 0 }, "0");
+    checkNumber("durability.timeoutMs", options.durability.timeoutMs, wholeMs, "1000");
+  }
   checkObject("rootIntensity", options.rootIntensity, "{ maxRestarts: 10, withinMs: 60000 }");
   if (options.rootIntensity) {
     checkNumber("rootIntensity.maxRestarts", options.rootIntensity.maxRestarts, { integer: true, min: 0 });
@@ -876,6 +956,34 @@ function checkSystemOptions(options: SystemOptions): void {
   checkBoolean("handleSignals", options.handleSignals, "false");
 }
 
+/** Checks the `cluster` option (and REDIS_CLUSTER) against the others. */
+function checkCluster(options: SystemOptions): void {
+  checkObject("cluster", options.cluster, "none (one server)");
+  if (options.cluster === undefined) return;
+  if (options.redis !== undefined) {
+    throw new InvalidOptionError(
+      "cluster",
+      "with redis",
+      "give either redis (one server) or cluster (a Redis Cluster), not both",
+    );
+  }
+  const { nodes } = options.cluster;
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new InvalidOptionError(
+      "cluster.nodes",
+      nodes,
+      'cluster.nodes must list at least one node of the cluster, e.g. { nodes: ["redis://10.0.0.1:7000"] }',
+    );
+  }
+  if (options.keyspace?.hashTag === false) {
+    throw new InvalidOptionError(
+      "keyspace.hashTag",
+      false,
+      "a cluster needs the hash-tagged layout (every app's keys in one slot); leave keyspace.hashTag out or set it to true",
+    );
+  }
+}
+
 /**
  * Connects to Redis and starts an actor system.
  * @throws InvalidIdError or InvalidOptionError for a bad option, before connecting;
@@ -885,18 +993,19 @@ function checkSystemOptions(options: SystemOptions): void {
  */
 export async function createSystem(options: SystemOptions): Promise<ActorSystem> {
   checkSystemOptions(options);
-  const { client: cmd, where } = redisFrom(options.redis, options.appId);
+  const { spec, where } = connectionFrom(options);
+  const cmd = createClient(spec, connectionName(options.appId));
   cmd.on("error", () => {
     // ioredis reconnects by itself; failures surface on the commands that need the connection.
   });
-  await openRedis(cmd, where);
-  let sub: Redis | undefined;
+  await openClient(cmd, where);
+  let sub: RedisClient | undefined;
   let system: RedactorSystem;
   try {
-    sub = cmd.duplicate({ connectionName: connectionName(options.appId, "sub") });
+    sub = createClient(subscriberSpec(specOf(cmd, spec)), connectionName(options.appId, "sub"));
     sub.on("error", () => {});
-    await openRedis(sub, where);
-    system = new RedactorSystem(options.appId, cmd, sub, options);
+    await openClient(sub, where);
+    system = new RedactorSystem(options.appId, cmd, sub, spec, options);
     // A start that fails stops its own timers and heartbeat; the connections are dropped here.
     await system.start();
   } catch (err) {

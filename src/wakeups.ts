@@ -13,8 +13,15 @@
  * `zadd` events: a bare ZADD then wakes it at once, and the sweep drops the inboxes and looks
  * at leases only every fifth period. redactor never changes the server's configuration. Where an
  * ACL refuses those channels, the refusal is reported once and the sweep looks at inboxes again.
+ *
+ * In the cluster layout a redactor sender wakes a redactor recipient on its sharded channel
+ * `redactor:wake:{app}` (SSUBSCRIBE / SPUBLISH), which stays on the shard that owns the app's
+ * slot; `channel:<app>` is still listened to, for the peers' PUBLISH. On a cluster ioredis keeps
+ * one sharded subscriber connection per master and re-subscribes when slots move; keyspace
+ * notifications are not used there (each node publishes only its own keys' events), so a bare
+ * ZADD is found by the sweep.
  */
-import type { Redis } from "ioredis";
+import { countExisting, existsEach, isCluster, type RedisClient } from "./cluster.js";
 import type { Keyspace } from "./keyspace.js";
 import type { Mailbox } from "./mailbox.js";
 
@@ -37,6 +44,8 @@ export interface Wakeable {
 /** Routes wake-ups and broadcasts for the actors of one system. */
 export class Wakeups {
   private readonly actors = new Map<string, Wakeable>();
+  /** The app of each sharded wake-up channel subscribed (cluster layout). */
+  private readonly wakeChannels = new Map<string, string>();
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushScheduled = false;
@@ -52,8 +61,8 @@ export class Wakeups {
   private readonly db: number;
 
   constructor(
-    private readonly sub: Redis,
-    private readonly cmd: Redis,
+    private readonly sub: RedisClient,
+    private readonly cmd: RedisClient,
     private readonly keys: Keyspace,
     private readonly mailbox: Mailbox,
     private readonly options: {
@@ -61,6 +70,8 @@ export class Wakeups {
       sweepMs: number;
       /** Fixed channels of the system (broadcast, ask replies) and what to do with their texts. */
       channels: Record<string, (text: string) => void>;
+      /** Fixed sharded channels (ask replies in the cluster layout), one slot each. */
+      shardedChannels: Record<string, (text: string) => void>;
       /** A connection came back after being lost. */
       onReconnect: () => void;
       /** Use keyspace notifications when the server has them on. */
@@ -71,7 +82,7 @@ export class Wakeups {
       refused: (channels: "keyspace" | "actor", error: Error) => void;
     },
   ) {
-    this.db = Number(cmd.options.db ?? 0);
+    this.db = isCluster(cmd) ? 0 : Number(cmd.options.db ?? 0);
   }
 
   private get keyspacePrefix(): string {
@@ -85,7 +96,7 @@ export class Wakeups {
   /** Reads the server's notify-keyspace-events and (un)subscribes the inbox events to match. */
   async checkNotifications(): Promise<void> {
     let on = false;
-    if (this.options.keyspaceEvents && !this.keyspaceRefused) {
+    if (this.options.keyspaceEvents && !this.keyspaceRefused && !isCluster(this.cmd)) {
       try {
         const [, flags = ""] = (await this.cmd.config("GET", "notify-keyspace-events")) as string[];
         on = flags.includes("K") && (flags.includes("z") || flags.includes("A"));
@@ -119,6 +130,11 @@ export class Wakeups {
         if (app !== null) this.actors.get(app)?.wake();
       }
     });
+    this.sub.on("smessage", (channel: string, text: string) => {
+      const fixed = this.options.shardedChannels[channel];
+      if (fixed) fixed(text);
+      else this.actors.get(this.wakeChannels.get(channel) ?? "")?.wake();
+    });
     // Messages may have arrived while a connection was down: look at every inbox at once.
     for (const connection of [this.sub, this.cmd]) {
       let connectedBefore = connection.status === "ready";
@@ -134,6 +150,8 @@ export class Wakeups {
       });
     }
     await this.sub.subscribe(...Object.keys(this.options.channels));
+    // A sharded subscription names channels of one slot only.
+    await Promise.all(Object.keys(this.options.shardedChannels).map((channel) => this.sub.ssubscribe(channel)));
     await this.checkNotifications();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();
@@ -146,10 +164,16 @@ export class Wakeups {
   }
 
   /** Starts waking `actor` for messages to `app`; resolves once the subscription is in place. */
-  watch(app: string, actor: Wakeable): Promise<void> {
+  async watch(app: string, actor: Wakeable): Promise<void> {
     this.actors.set(app, actor);
     this.subscribe(this.keys.channel(app));
     if (this.notifications) this.subscribe(this.keyspaceChannel(app));
+    const wake = this.keys.wakeChannel(app);
+    if (wake !== null) {
+      this.wakeChannels.set(wake, app);
+      // Refused (ACL) or lost with a node: the sweep finds what it would have woken.
+      await this.sub.ssubscribe(wake).catch((err: Error) => this.refusedActors(err));
+    }
     return this.subscribed;
   }
 
@@ -158,6 +182,8 @@ export class Wakeups {
     this.actors.delete(app);
     this.unsubscribe(this.keys.channel(app));
     if (this.notifications) this.unsubscribe(this.keyspaceChannel(app));
+    const wake = this.keys.wakeChannel(app);
+    if (wake !== null && this.wakeChannels.delete(wake)) void this.sub.sunsubscribe(wake).catch(() => {});
   }
 
   private subscribe(channel: string): void {
@@ -250,10 +276,8 @@ export class Wakeups {
       const leases = !this.notifications || this.sweeps % 5 === 0;
       const processing = leases ? apps.map((app) => this.keys.processing(app)) : [];
       const keys = [...inboxes, ...processing];
-      if (keys.length === 0 || (await this.cmd.exists(...keys)) === 0) return;
-      const pipeline = this.cmd.pipeline();
-      for (const key of keys) pipeline.exists(key);
-      const found = ((await pipeline.exec()) ?? []).map(([, n]) => n === 1);
+      if (keys.length === 0 || (await countExisting(this.cmd, keys)) === 0) return;
+      const found = await existsEach(this.cmd, keys);
       await Promise.all(
         apps.map(async (app, i) => {
           const hasInbox = inboxes.length > 0 && found[i];

@@ -51,7 +51,7 @@ const PURPOSES: readonly Purpose[] = [...APP_PURPOSES, "message", "heartbeat", "
 function build(keys: Keyspace, purpose: Purpose, id: string): string {
   switch (purpose) {
     case "message":
-      return keys.message(id);
+      return keys.message("app", id);
     case "heartbeat":
       return keys.heartbeat(id);
     case "broadcastChannel":
@@ -177,7 +177,8 @@ describe("the keyspace", () => {
     expect(keys.inbox("HEAR_FC")).toBe("queue:HEAR_FC:inbox");
     expect(keys.outbox("HEAR_FC")).toBe("queue:HEAR_FC:outbox");
     expect(keys.status("HEAR_FC")).toBe("status:HEAR_FC");
-    expect(keys.message("5f0c")).toBe("message:5f0c");
+    expect(keys.message("HEAR_FC", "5f0c")).toBe("message:5f0c");
+    expect(new Keyspace({ hashTag: true }).message("HEAR_FC", "5f0c")).toBe("message:{HEAR_FC}:5f0c");
     expect(keys.channel("HEAR_FC")).toBe("channel:HEAR_FC");
     expect(keys.broadcastChannel()).toBe("channel:broadcast");
     expect(new Keyspace({ hashTag: true }).inbox("HEAR_FC")).toBe("queue:{HEAR_FC}:inbox");

@@ -90,7 +90,7 @@ describe("message lifecycle", () => {
       timeout: 1,
     });
     await mailbox.send([encoded]);
-    const statusOf = () => client.hget(keys.message(id), "status");
+    const statusOf = () => client.hget(keys.message(app, id), "status");
     const where = async () => ({
       inbox: (await client.zscore(keys.inbox(app), encoded.member)) !== null,
       processing: (await client.zscore(keys.processing(app), encoded.member)) !== null,
@@ -140,7 +140,7 @@ describe("message lifecycle", () => {
       expect(await where()).toEqual({ inbox: status === "pending", processing: status === "processing" });
     }
     expect(isFinalStatus(status)).toBe(true);
-    expect(await client.ttl(keys.message(id))).toBeGreaterThan(0);
+    expect(await client.ttl(keys.message(app, id))).toBeGreaterThan(0);
   });
 
   it("refuses to write an outcome for a lease that is no longer ours", async () => {
@@ -169,6 +169,6 @@ describe("message lifecycle", () => {
         ])
       ).outcomes,
     ).toEqual(["lease-lost"]);
-    expect(await client.hget(keys.message(id), "status")).toBe("processing");
+    expect(await client.hget(keys.message(app, id), "status")).toBe("processing");
   });
 });

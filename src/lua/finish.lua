@@ -27,10 +27,12 @@
     retry time in ms ('' = none: else it waits in processing, unleased, until then),
     attempts, attempts to give back ('1' when the claim counted a run that never started),
     has reply ('1' / '0')
-  and when it has a reply, 10 more:
+  and when it has a reply, 11 more:
     reply member, reply id, sender, recipient, message_type, timestamp, canonical score,
-    wire score, channel, reply channel (a redactor recipient also gets the reply itself there,
-    so its ask resolves without a claim; the inbox copy stays the reliable path)
+    wire score, channel, sharded wake-up channel ('' = none), reply channel (a redactor
+    recipient also gets the reply itself there, so its ask resolves without a claim; the inbox
+    copy stays the reliable path). Replies cross apps, so in a cluster the caller sends them
+    with send.lua first (in the recipient's slot) and finishes without them.
 
   Returns, when a run starts, first its outcome: n > 0 the runs started, this one included,
   -1 gone, -2 lease lost (as below); then, per record, an outcome code (src/mailbox.ts, OUTCOME):
@@ -78,7 +80,7 @@ while a <= #ARGV do
     r.replyKeys = { KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3] }
     r.replyArg = a
     k = k + 4
-    a = a + 10
+    a = a + 11
   end
   local current = redis.call('HMGET', r.key, 'status', 'lease')
   local code = 0
@@ -123,8 +125,8 @@ for _, r in ipairs(records) do
   if r.replyKeys then
     local rk = r.replyKeys
     enqueueAll(rk[1], rk[3], r.canonical, ttl, cap, stNew, { r.replyArg }, { rk[2] })
-    redis.call('PUBLISH', ARGV[r.replyArg + 8], 'new_message:' .. ARGV[r.replyArg + 1])
-    if r.canonical then redis.call('PUBLISH', ARGV[r.replyArg + 9], ARGV[r.replyArg]) end
+    local ra = r.replyArg
+    notify(r.canonical, ARGV[ra + 8], ARGV[ra + 9], ARGV[ra + 10], ARGV[ra + 1], ARGV[ra])
   end
 end
 return results

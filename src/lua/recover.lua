@@ -12,8 +12,13 @@
   ARGV[3]  status of a returned message (lifecycle: processing --RELEASE--> pending)
   ARGV[4]  how many members to look at, at most
   ARGV[5]  the caller's node id: alive by definition
+  ARGV[6]  '' to judge lease holders by their heartbeat keys here (one server); in a cluster,
+           where those keys live in other slots, a JSON array of the node ids the caller found
+           dead (the holders it does not name are taken for alive)
 
-  Returns how many messages went back to the inbox (0 or more; never an error).
+  Returns { released, unknown }: how many messages went back to the inbox (0 or more), and,
+  when ARGV[6] is a list, the holders of unexpired leases it did not name (besides the caller),
+  for the caller to judge before the next call; never an error.
 ]]
 -- @include member
 -- @include score
@@ -21,4 +26,11 @@
 
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
-return releaseStuck(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), nowUs, true, ARGV[5])
+local judged, unknown = nil, {}
+if ARGV[6] ~= '' then
+  judged = {}
+  for _, node in ipairs(cjson.decode(ARGV[6])) do judged[node] = true end
+end
+local released = releaseStuck(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), nowUs, true,
+  ARGV[5], judged, unknown)
+return { released, unknown }

@@ -1,20 +1,25 @@
 --[[
   Sends one or more messages to one recipient, atomically: inbox entry, message:<id> hash
-  (status pending + the peers' fields, with a TTL), capped outbox copy, then
-  PUBLISH channel:<recipient> new_message:<id> for each.
+  (status pending + the peers' fields, with a TTL), capped outbox copy, then a wake-up for each
+  (PUBLISH channel:<recipient> new_message:<id>, or for a redactor recipient in the cluster
+  layout SPUBLISH redactor:wake:{recipient}), and optionally the member pushed whole (replies).
+  In a cluster every key is in the recipient's slot: the caller then passes outbox cap 0 and
+  KEYS[2] = KEYS[1] when the sender's outbox is in another slot, and copies it there itself.
 
   KEYS[1]  queue:<recipient>:inbox
   KEYS[2]  queue:<sender>:outbox
   KEYS[3]  status:<recipient>            (read: is it a redactor inbox?)
-  KEYS[3+i] message:<id of message i>
+  KEYS[3+i] message:<id of message i>   (message:{recipient}:<id> in the cluster layout)
 
   ARGV[1]  message hash TTL, seconds
   ARGV[2]  outbox cap (0 = no outbox copy)
-  ARGV[3]  channel to publish on
-  ARGV[4]  status of a new message (lifecycle initial state)
-  ARGV[5]  space-separated statuses that make a send of the same id a duplicate (pending,
+  ARGV[3]  channel:<recipient>, the peers' wake-up channel
+  ARGV[4]  the recipient's sharded wake-up channel ('' = the layout has none)
+  ARGV[5]  channel to push each member on, whole, when the recipient is a redactor app ('' = none)
+  ARGV[6]  status of a new message (lifecycle initial state)
+  ARGV[7]  space-separated statuses that make a send of the same id a duplicate (pending,
            processing, completed): such a message is not sent again
-  then per message i, 8 values starting at ARGV[6 + (i-1)*8]:
+  then per message i, 8 values starting at ARGV[8 + (i-1)*8]:
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
     canonical score, wire score
 
@@ -26,12 +31,12 @@ local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
 local canonical = isCanonicalInbox(KEYS[3])
 local duplicate = {}
-for status in string.gmatch(ARGV[5], '%S+') do duplicate[status] = true end
-local n = (#ARGV - 5) / 8
+for status in string.gmatch(ARGV[7], '%S+') do duplicate[status] = true end
+local n = (#ARGV - 7) / 8
 local starts, hashKeys, skipped, seen = {}, {}, {}, {}
 local fresh = {}
 for i = 1, n do
-  local a = 6 + (i - 1) * 8
+  local a = 8 + (i - 1) * 8
   local id = ARGV[a + 1]
   local current = redis.call('HGET', KEYS[3 + i], 'status')
   -- A duplicate: already waiting, running or done, or earlier in this very batch.
@@ -45,8 +50,8 @@ for i = 1, n do
     if current then fresh[#fresh + 1] = KEYS[3 + i] end
   end
 end
-enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[4], starts, hashKeys)
+enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[6], starts, hashKeys)
 for _, key in ipairs(fresh) do redis.call('HDEL', key, 'attempts', 'lease', 'error', 'finished_at') end
 -- One notification per message, as the peers send them: listeners may count on each id.
-for _, a in ipairs(starts) do redis.call('PUBLISH', ARGV[3], 'new_message:' .. ARGV[a + 1]) end
+for _, a in ipairs(starts) do notify(canonical, ARGV[3], ARGV[4], ARGV[5], ARGV[a + 1], ARGV[a]) end
 return skipped

@@ -31,3 +31,20 @@ local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status
     redis.call('ZREMRANGEBYRANK', outboxKey, 0, -(outboxCap + 1))
   end
 end
+
+-- Tells the recipient of message `id` that it has mail. A redactor recipient (`canonical`) is
+-- woken on its sharded channel when the layout has one (`wakeChannel`, the cluster layout:
+-- SPUBLISH stays on the shard that owns the slot); any other recipient by PUBLISH on
+-- `channel:<recipient>`, what the peers subscribe to. With `pushChannel` ('' = none) a redactor
+-- recipient also gets the member whole (a reply, so its ask resolves without a claim), sharded
+-- when the layout is.
+local function notify(canonical, channel, wakeChannel, pushChannel, id, member)
+  if canonical and wakeChannel ~= '' then
+    redis.call('SPUBLISH', wakeChannel, 'new_message:' .. id)
+  else
+    redis.call('PUBLISH', channel, 'new_message:' .. id)
+  end
+  if canonical and pushChannel ~= '' then
+    redis.call(wakeChannel ~= '' and 'SPUBLISH' or 'PUBLISH', pushChannel, member)
+  end
+end

@@ -3,8 +3,13 @@
 -- process is dead (its heartbeat key is gone). The caller's own process (selfNode) is never
 -- judged dead: it is alive, whatever its heartbeat key says (a refused write under memory
 -- pressure, a flushed key). Attempt counts are kept. Every score is computed before the first
--- write, and none can fail. Needs the member and score includes. Returns how many went back.
-local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, limit, nowUs, checkOwners, selfNode)
+-- write, and none can fail. Needs the member and score includes.
+-- A holder is judged by its heartbeat key (beatPrefix .. node, read here) unless `judged` is a
+-- table: then the caller has judged the holders (in a cluster the heartbeat keys live in other
+-- slots), `judged[node]` is true for a dead one, and the holders it does not name are taken for
+-- alive and listed in `unknown` for the caller to judge before the next call.
+-- Returns how many went back.
+local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, limit, nowUs, checkOwners, selfNode, judged, unknown)
   local nowMs = math.floor(nowUs / 1000)
   local members
   if checkOwners then
@@ -23,7 +28,14 @@ local function releaseStuck(inbox, processing, prefix, beatPrefix, stReleased, l
     if not back and key then
       local node = string.match(redis.call('HGET', key, 'lease') or '', '^(.*)/[^/]*$')
       if node then
-        if alive[node] == nil then alive[node] = redis.call('EXISTS', beatPrefix .. node) == 1 end
+        if alive[node] == nil then
+          if judged == nil then
+            alive[node] = redis.call('EXISTS', beatPrefix .. node) == 1
+          else
+            alive[node] = not judged[node]
+            if alive[node] then unknown[#unknown + 1] = node end
+          end
+        end
         back = not alive[node]
       end
     end
