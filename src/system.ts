@@ -20,7 +20,7 @@ import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
 import { RedisClock } from "./clock.js";
-import { isCluster, type RedisClient, scanAll } from "./cluster.js";
+import { isCluster, masters, type RedisClient, scanAll } from "./cluster.js";
 import {
   type ConnectionSpec,
   connectionName,
@@ -410,12 +410,16 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private async checkEvictionPolicy(): Promise<void> {
     let policy: string | undefined;
     try {
-      [, policy] = (await this.cmd.config("GET", "maxmemory-policy")) as string[];
+      // Every master of a cluster: each evicts its own keys.
+      for (const node of masters(this.cmd)) {
+        const [, read] = (await node.config("GET", "maxmemory-policy")) as string[];
+        if (read !== undefined && read !== "noeviction") policy = read;
+      }
     } catch (err) {
       this.log.debug({ err }, "cannot read maxmemory-policy (CONFIG GET not allowed); not checked");
       return;
     }
-    if (policy === undefined || policy === "noeviction") return;
+    if (policy === undefined) return;
     const error = new EvictionPolicyError(policy);
     if (this.requireNoEviction) throw error;
     this.log.warn({ policy }, error.message);
