@@ -8,8 +8,14 @@
  * Plain JavaScript on purpose: the same file runs from src/ (tsx, vitest) and from dist/ (copied
  * there by scripts/copy-lua.mjs), with no TypeScript loader in the thread.
  *
+ * On a Redis Cluster it opens an ioredis Cluster client on the same startup nodes; the heartbeat
+ * script touches one key, so the client sends it to the master of that key's slot.
+ *
  * From the main thread:
- *   { type: "add", id, redis: ioredis options (cloneable), key, periodMs, ttlMs, offsetMs }
+ *   { type: "add", id, connection, key, periodMs, ttlMs, offsetMs }, where connection is
+ *     { kind: "server", options: ioredis options (cloneable), url?: a Redis URL } or
+ *     { kind: "cluster", nodes: startup nodes, options: ioredis ClusterOptions (cloneable) }
+ *     (src/connection.ts, ConnectionSpec)
  *   { type: "remove", id }              answered { type: "removed", id } once no beat can follow
  *   { type: "offset", id, offsetMs }    Redis' clock moved against the local one
  *   { type: "beat", id }                beat now (after a reconnect)
@@ -20,14 +26,35 @@
  */
 import { readFileSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 
 /** src/lua/heartbeat.lua (dist/lua/heartbeat.lua once built): never refused over maxmemory. */
 const HEARTBEAT_LUA = readFileSync(new URL("./lua/heartbeat.lua", import.meta.url), "utf8");
 
+/**
+ * Opens the thread's connection. A beat that cannot be sent now is a failed beat, not one to send
+ * late: no offline queue, one attempt, and an answer within one period.
+ * @param {{ kind: "server", options: object, url?: string } | { kind: "cluster", nodes: Array<string | number | object>, options: Record<string, any> }} connection
+ * @param {number} periodMs
+ * @returns {Redis | Cluster}
+ */
+function open(connection, periodMs) {
+  const once = { maxRetriesPerRequest: 1, commandTimeout: periodMs };
+  if (connection.kind === "cluster") {
+    return new Cluster(connection.nodes, {
+      ...connection.options,
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      redisOptions: { ...connection.options.redisOptions, ...once },
+    });
+  }
+  const options = { ...connection.options, lazyConnect: false, enableOfflineQueue: false, ...once };
+  return connection.url === undefined ? new Redis(options) : new Redis(connection.url, options);
+}
+
 /** One system's heartbeat key. */
 class Beat {
-  /** @param {{ id: number, redis: object, key: string, periodMs: number, ttlMs: number, offsetMs: number }} spec */
+  /** @param {{ id: number, connection: any, key: string, periodMs: number, ttlMs: number, offsetMs: number }} spec */
   constructor(spec) {
     this.id = spec.id;
     this.key = spec.key;
@@ -37,14 +64,7 @@ class Beat {
     /** @type {Promise<void> | undefined} */
     this.inFlight = undefined;
     this.everReady = false;
-    this.redis = new Redis({
-      ...spec.redis,
-      lazyConnect: false,
-      // A beat that cannot be sent now is a failed beat, not one to send late.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: spec.periodMs,
-    });
+    this.redis = open(spec.connection, spec.periodMs);
     this.redis.defineCommand("heartbeat", { numberOfKeys: 1, lua: HEARTBEAT_LUA });
     this.redis.on("error", () => {
       // ioredis reconnects by itself; a beat that fails meanwhile is reported.

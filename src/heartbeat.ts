@@ -15,19 +15,27 @@
  * Starting a system does not wait for the thread: the main thread writes the first beat itself,
  * and keeps beating (on its event loop) until the thread has beaten for it, and again whenever
  * the thread is gone, until it is back.
+ *
+ * On a Redis Cluster the thread opens a Cluster client of its own on the same nodes; the
+ * heartbeat script touches one key, so it runs unchanged on the master of that key's slot.
  */
 import { Worker } from "node:worker_threads";
-import type { Redis, RedisOptions } from "ioredis";
+import type { ClusterOptions, RedisOptions } from "ioredis";
 import { monotonicWallMs } from "./clock.js";
+import type { RedisClient } from "./cluster.js";
+import type { ConnectionSpec } from "./connection.js";
 import { HeartbeatError } from "./errors.js";
 import { Scripts } from "./scripts.js";
 
 /** How a heartbeat is set up. */
 export interface HeartbeatOptions {
   /** The system's command connection: the first beat, and beats while the thread is away. */
-  redis: Redis;
-  /** Options of the thread's own connection (functions are dropped: not cloneable). */
-  threadRedis: RedisOptions;
+  redis: RedisClient;
+  /**
+   * How the thread opens its own connection: one server, or a Redis Cluster (options that are
+   * functions are dropped: not cloneable; see cloneableConnection).
+   */
+  thread: ConnectionSpec;
   /** The key to keep alive, `heartbeat:<node>`. */
   key: string;
   /** Period, ms; the key lives three periods. */
@@ -68,21 +76,32 @@ const THREAD_IDLE_MS = 5000;
 const REMOVE_TIMEOUT_MS = 2000;
 
 /**
- * ioredis options without what structured cloning cannot carry (functions: retryStrategy,
- * reconnectOnError, a TLS checkServerIdentity …); the thread's client uses ioredis' defaults for
- * those.
+ * ioredis options, of one server or of a cluster, without what structured cloning cannot carry
+ * (functions: retryStrategy, reconnectOnError, a TLS checkServerIdentity, a cluster's
+ * clusterRetryStrategy, dnsLookup, a scaleReads or natMap function …; objects that are not plain,
+ * such as a Connector class); the thread's client uses ioredis' defaults for those. A cluster's
+ * `redisOptions` (the options of every node connection) are cleaned the same way.
  */
-export function cloneableRedisOptions(options: RedisOptions): RedisOptions {
+export function cloneableRedisOptions<T extends RedisOptions | ClusterOptions>(options: T): T {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(options)) {
     if (typeof value === "function" || value === undefined) continue;
     if (name === "tls" && value && typeof value === "object") {
       out[name] = Object.fromEntries(Object.entries(value).filter(([, v]) => typeof v !== "function"));
+    } else if (name === "redisOptions" && value && typeof value === "object" && isPlainObject(value)) {
+      out[name] = cloneableRedisOptions(value as RedisOptions);
     } else if (value === null || typeof value !== "object" || Array.isArray(value) || isPlainObject(value)) {
       out[name] = value;
     }
   }
-  return out as RedisOptions;
+  return out as T;
+}
+
+/** A connection spec that structured cloning can carry to the thread (see cloneableRedisOptions). */
+export function cloneableConnection(spec: ConnectionSpec): ConnectionSpec {
+  if (spec.kind === "server") return { ...spec, options: cloneableRedisOptions(spec.options) };
+  // Startup nodes are URLs, ports, or { host, port }: cloneable as they are.
+  return { kind: "cluster", nodes: [...spec.nodes], options: cloneableRedisOptions(spec.options) };
 }
 
 function isPlainObject(value: object): boolean {
@@ -218,7 +237,7 @@ export class Heartbeat {
   /** What the thread needs to keep this key. */
   spec(): {
     id: number;
-    redis: RedisOptions;
+    connection: ConnectionSpec;
     key: string;
     periodMs: number;
     ttlMs: number;
@@ -226,7 +245,7 @@ export class Heartbeat {
   } {
     return {
       id: this.id,
-      redis: cloneableRedisOptions(this.options.threadRedis),
+      connection: cloneableConnection(this.options.thread),
       key: this.options.key,
       periodMs: this.options.periodMs,
       ttlMs: this.options.periodMs * 3,

@@ -2,7 +2,9 @@
  * Prometheus metrics for an actor system, built from its typed events (`system.events`), plus an
  * optional tiny `/metrics` HTTP endpoint. Counters and histograms are updated as events happen;
  * the queue gauges (inbox depth, in flight, dead letters) are read from Redis when scraped, for
- * the local actors only, so a scrape costs one pipelined round trip whatever the traffic.
+ * the local actors only, so a scrape costs one pipelined round trip whatever the traffic (on a
+ * Redis Cluster, one small pipeline per slot, that is per app in the cluster layout, sent
+ * together).
  *
  * ```ts
  * const metrics = createMetrics(system);
@@ -12,8 +14,8 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Redis } from "ioredis";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { bySlot, type RedisClient } from "./cluster.js";
 import { RedactorError } from "./errors.js";
 import type { SystemEventName, SystemEvents } from "./events.js";
 import { Keyspace } from "./keyspace.js";
@@ -50,10 +52,10 @@ export interface MetricsOptions {
    */
   askBuckets?: number[];
   /**
-   * Connection the queue gauges read with.
+   * Connection the queue gauges read with: one server, or a Redis Cluster.
    * @default the system's own command connection
    */
-  redis?: Redis;
+  redis?: RedisClient;
   /**
    * Key layout of the queues, when `redis` is given.
    * @default the system's layout (the peers' layout when `redis` is given)
@@ -98,7 +100,7 @@ const PRIORITY_LABEL: Record<Priority, string> = { 1: "LOW", 2: "NORMAL", 3: "HI
  * The system's own connection and layout. ActorSystem does not expose them, so they are taken
  * from the implementation when it is the one this package builds.
  */
-function systemStore(system: ActorSystem): { redis: Redis; keys: Keyspace } | undefined {
+function systemStore(system: ActorSystem): { redis: RedisClient; keys: Keyspace } | undefined {
   const inner = system as unknown as { mailbox?: unknown; keys?: unknown };
   if (inner.mailbox instanceof Mailbox && inner.keys instanceof Keyspace) {
     return { redis: inner.mailbox.redis, keys: inner.keys };
@@ -244,35 +246,31 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
   );
 
   // prom-client collects the three gauges of one scrape concurrently; they share one pipelined
-  // read while it is in flight, and the next scrape reads afresh.
+  // read (one per slot on a cluster) while it is in flight, and the next scrape reads afresh.
   let pending: Promise<Map<string, [number, number, number]>> | undefined;
   const readQueues = (): Promise<Map<string, [number, number, number]>> => {
     if (pending) return pending;
     const extra = typeof options.apps === "function" ? options.apps() : (options.apps ?? []);
     const apps = [...new Set([system.appId, ...system.actorIds(), ...extra])];
     const { redis, keys } = store;
-    const pipeline = redis.pipeline();
-    for (const app of apps) pipeline.zcard(keys.inbox(app)).zcard(keys.processing(app)).zcard(keys.dead(app));
+    const queueKeys = apps.flatMap((app) => [keys.inbox(app), keys.processing(app), keys.dead(app)]);
     const counts = Promise.race([
-      pipeline.exec(),
+      zcardEach(redis, queueKeys),
       new Promise<never>((_, reject) =>
         setTimeout(
           () => reject(new Error(`Redis did not answer within ${readTimeoutMs} ms`)),
           readTimeoutMs,
         ).unref(),
       ),
-    ]).then((results) => {
-      const values = (results ?? []).map(([err, v]) => {
-        if (err) throw err;
-        return Number(v ?? 0);
-      });
-      return new Map(
-        apps.map((app, i): [string, [number, number, number]] => [
-          app,
-          [values[i * 3] ?? 0, values[i * 3 + 1] ?? 0, values[i * 3 + 2] ?? 0],
-        ]),
-      );
-    });
+    ]).then(
+      (values) =>
+        new Map(
+          apps.map((app, i): [string, [number, number, number]] => [
+            app,
+            [values[i * 3] ?? 0, values[i * 3 + 1] ?? 0, values[i * 3 + 2] ?? 0],
+          ]),
+        ),
+    );
     pending = counts;
     const clear = () => {
       pending = undefined;
@@ -362,6 +360,28 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
       created.length = 0;
     },
   };
+}
+
+/**
+ * The size of each sorted set of `keys`, in their order: one pipeline of ZCARDs on one server; on
+ * a cluster one pipeline per slot (a cluster pipeline must keep to one node), sent together.
+ * Rejects with the first error a ZCARD got (e.g. WRONGTYPE).
+ */
+async function zcardEach(redis: RedisClient, keys: readonly string[]): Promise<number[]> {
+  const values: number[] = new Array(keys.length).fill(0);
+  const positions = keys.map((_, i) => i);
+  const groups = bySlot(redis, positions, (i) => keys[i] as string);
+  await Promise.all(
+    groups.map(async (group) => {
+      const pipeline = redis.pipeline();
+      for (const i of group) pipeline.zcard(keys[i] as string);
+      for (const [j, [err, v]] of ((await pipeline.exec()) ?? []).entries()) {
+        if (err) throw err;
+        values[group[j] as number] = Number(v ?? 0);
+      }
+    }),
+  );
+  return values;
 }
 
 /** Options of `serveMetrics`. */

@@ -8,15 +8,31 @@
  * `serving:*` fields. A peer's hash names no heartbeat, so its own word is taken.
  *
  * Presence repairs itself without waiting for a reconnect: every heartbeat period one EXISTS over
- * the hashes of all local apps (one command, whatever their number) notices a lost hash (FLUSHALL,
- * DEL, a restart without data); then, and whenever the heartbeat key itself had to be written
- * again (Redis lost data), and every FULL_CHECK_MIN_MS as a backstop, one script call per
- * APPS_PER_CALL apps (src/lua/announce.lua) reads every hash and writes again those that are
- * missing or wrong (`offline`, this process not listed).
+ * the hashes of all local apps (one command, whatever their number; one per slot on a Redis
+ * Cluster) notices a lost hash (FLUSHALL, DEL, a restart without data); then, and whenever the
+ * heartbeat key itself had to be written again (Redis lost data), and every FULL_CHECK_MIN_MS as
+ * a backstop, one script call per APPS_PER_CALL apps (src/lua/announce.lua) reads every hash and
+ * writes again those that are missing or wrong (`offline`, this process not listed).
+ *
+ * On a Redis Cluster a script call keeps to one slot, and heartbeat keys live in slots of their
+ * own: the scripts run once per slot (in the cluster layout, once per app; the calls are sent
+ * together), and they do not read heartbeat keys. This module reads them first and passes the
+ * dead ones (see the headers of src/lua/announce.lua and src/lua/leave.lua); on one server the
+ * scripts read them themselves, in the same call.
  */
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type Clock, monotonicWallMs } from "./clock.js";
+import {
+  bySlot,
+  countExisting,
+  existsEach,
+  getEach,
+  hgetallEach,
+  isCluster,
+  type RedisClient,
+  scanAll,
+} from "./cluster.js";
+import type { ConnectionSpec } from "./connection.js";
 import type { SystemEventEmitter } from "./events.js";
 import { type BeatResult, Heartbeat } from "./heartbeat.js";
 import type { Keyspace } from "./keyspace.js";
@@ -70,8 +86,14 @@ export interface AppStatus {
 
 /** How a Presence is set up. */
 export interface PresenceOptions {
-  /** The system's command connection. */
-  redis: Redis;
+  /** The system's command connection: one server, or a Redis Cluster. */
+  redis: RedisClient;
+  /**
+   * How to open a connection like `redis` (src/connection.ts, specOf): the heartbeat thread opens
+   * its own from it (on a cluster, a Cluster client on the same nodes), named
+   * `<redis' connection name>:heartbeat`. Options that are functions are dropped (not cloneable).
+   */
+  connection: ConnectionSpec;
   keys: Keyspace;
   /** This process's node id. */
   nodeId: string;
@@ -87,7 +109,7 @@ export interface PresenceOptions {
 export class Presence {
   readonly heartbeatKey: string;
   readonly nodeId: string;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly keys: Keyspace;
   private readonly scripts: Scripts;
   private readonly heartbeat: Heartbeat;
@@ -108,14 +130,10 @@ export class Presence {
     this.nodeId = options.nodeId;
     this.heartbeatKey = options.keys.heartbeat(options.nodeId);
     this.scripts = new Scripts(options.redis);
-    const redisOptions = options.redis.options;
     this.heartbeat = new Heartbeat(
       {
         redis: options.redis,
-        threadRedis: {
-          ...redisOptions,
-          connectionName: `${redisOptions.connectionName ?? "redactor"}:heartbeat`,
-        },
+        thread: heartbeatConnection(options.redis, options.connection),
         key: this.heartbeatKey,
         periodMs: options.heartbeatMs,
         offsetMs: options.clock.offset,
@@ -182,29 +200,74 @@ export class Presence {
     if (result.refreshed === "created" && this.beating) this.fullCheckDue = true;
   }
 
-  private announceArgs(mode: "force" | "repair", apps: readonly string[]): (string | number)[] {
-    return [mode, this.nodeId, this.heartbeatKey, this.nowSeconds(), ORDERING_CANONICAL, ...apps];
+  private announceArgs(mode: "force" | "repair", apps: readonly string[], dead: string): (string | number)[] {
+    return [mode, this.nodeId, this.heartbeatKey, this.nowSeconds(), ORDERING_CANONICAL, dead, ...apps];
   }
 
   /**
-   * Runs a presence script over the status hashes of `apps`, APPS_PER_CALL apps per call, with
-   * the arguments `args` gives for each chunk; yields each chunk with the script's reply.
+   * Runs a presence script over the status hashes of `apps`: one call per APPS_PER_CALL apps on
+   * one server, in turn; on a cluster one call per slot (and per APPS_PER_CALL apps of a slot),
+   * the slots' calls sent together. `args` gives each call's arguments from its apps and the
+   * heartbeat keys found dead (the scripts' JSON argument): '' on one server (the script reads
+   * them itself); on a cluster, with `judge` `"read"`, the dead keys this process read first
+   * (HGETALL of the hashes, EXISTS of the keys they name), with `"none"`, `[]`. Resolves with
+   * each call's apps and reply.
    */
-  private async *perChunk(
+  private async perCall(
     script: "announce" | "leave",
     apps: readonly string[],
-    args: (chunk: readonly string[]) => (string | number)[],
-  ): AsyncGenerator<{ chunk: readonly string[]; reply: number[] }> {
-    for (let i = 0; i < apps.length; i += APPS_PER_CALL) {
-      const chunk = apps.slice(i, i + APPS_PER_CALL);
-      const keys = chunk.map((app) => this.keys.status(app));
-      yield { chunk, reply: ((await this.scripts.run(script, keys, args(chunk))) as number[]).map(Number) };
-    }
+    judge: "read" | "none",
+    args: (chunk: readonly string[], dead: string) => (string | number)[],
+  ): Promise<{ chunk: readonly string[]; reply: number[] }[]> {
+    const cluster = isCluster(this.redis);
+    const dead = cluster && judge === "read" ? await this.deadHeartbeats(apps) : undefined;
+    const deadArg = (chunk: readonly string[]): string => {
+      if (!cluster) return "";
+      const found = new Set<string>();
+      for (const app of chunk) for (const key of dead?.get(app) ?? []) found.add(key);
+      return JSON.stringify([...found]);
+    };
+    const runGroup = async (group: readonly string[]) => {
+      const out: { chunk: readonly string[]; reply: number[] }[] = [];
+      for (let i = 0; i < group.length; i += APPS_PER_CALL) {
+        const chunk = group.slice(i, i + APPS_PER_CALL);
+        const keys = chunk.map((app) => this.keys.status(app));
+        const reply = (await this.scripts.run(script, keys, args(chunk, deadArg(chunk)))) as number[];
+        out.push({ chunk, reply: reply.map(Number) });
+      }
+      return out;
+    };
+    const groups = bySlot(this.redis, apps, (app) => this.keys.status(app));
+    return (await Promise.all(groups.map(runGroup))).flat();
   }
 
+  /**
+   * For each of `apps`, the heartbeat keys its hash names (other than this process's) that are
+   * gone: what a script on a cluster cannot read itself. One HGETALL per hash, one EXISTS per
+   * distinct heartbeat key, sent together.
+   */
+  private async deadHeartbeats(apps: readonly string[]): Promise<Map<string, string[]>> {
+    const hashes = await hgetallEach(
+      this.redis,
+      apps.map((app) => this.keys.status(app)),
+    );
+    const named = hashes.map((fields) => heartbeatKeysOf(fields).filter((key) => key !== this.heartbeatKey));
+    const distinct = [...new Set(named.flat())];
+    const exists = await existsEach(this.redis, distinct);
+    const gone = new Set(distinct.filter((_, i) => !exists[i]));
+    return new Map(apps.map((app, i) => [app, (named[i] ?? []).filter((key) => gone.has(key))]));
+  }
+
+  /**
+   * Runs announce.lua over `apps`; resolves with the apps whose hash it wrote. On a cluster, a
+   * call for one app judges the processes its hash lists (dead ones are dropped); for many apps
+   * at once it passes none as dead (see announce.lua).
+   */
   private async announce(mode: "force" | "repair", apps: readonly string[]): Promise<string[]> {
     const written: string[] = [];
-    for await (const { chunk, reply } of this.perChunk("announce", apps, (c) => this.announceArgs(mode, c))) {
+    const judge = apps.length === 1 ? "read" : "none";
+    const calls = await this.perCall("announce", apps, judge, (c, dead) => this.announceArgs(mode, c, dead));
+    for (const { chunk, reply } of calls) {
       for (const p of reply) written.push(chunk[p - 1] as string);
     }
     return written;
@@ -222,9 +285,10 @@ export class Presence {
   }
 
   /**
-   * Runs every heartbeat period: one EXISTS over the hashes of the local apps; when one is gone
-   * (or a full check is due) one script call per APPS_PER_CALL apps writes again those that are
-   * missing or wrong. Emits `presence.repaired` when any was written; resolves with them.
+   * Runs every heartbeat period: one EXISTS over the hashes of the local apps (one per slot on a
+   * cluster); when one is gone (or a full check is due) one script call per APPS_PER_CALL apps
+   * (per slot on a cluster) writes again those that are missing or wrong. Emits
+   * `presence.repaired` when any was written; resolves with them.
    */
   async repair(): Promise<string[]> {
     if (this.repairing || this.apps.size === 0 || this.redis.status !== "ready") return [];
@@ -235,7 +299,13 @@ export class Presence {
       const full =
         this.fullCheckDue ||
         now - this.lastFullCheck >= Math.max(FULL_CHECK_MIN_MS, 30 * this.options.heartbeatMs);
-      if (!full && (await this.redis.exists(...apps.map((app) => this.keys.status(app)))) === apps.length) {
+      if (
+        !full &&
+        (await countExisting(
+          this.redis,
+          apps.map((app) => this.keys.status(app)),
+        )) === apps.length
+      ) {
         return [];
       }
       this.fullCheckDue = false;
@@ -264,13 +334,20 @@ export class Presence {
 
   /**
    * This process stops serving `apps`: each is marked offline unless another live process still
-   * serves it. Resolves with the apps marked offline.
+   * serves it. On a cluster the hashes and the heartbeat keys they name are read first (see
+   * leave.lua). Resolves with the apps marked offline.
    */
   async leave(apps: readonly string[]): Promise<string[]> {
     for (const app of apps) this.apps.delete(app);
     const offline: string[] = [];
-    const args = (chunk: readonly string[]) => [this.nodeId, this.heartbeatKey, this.nowSeconds(), ...chunk];
-    for await (const { chunk, reply } of this.perChunk("leave", apps, args)) {
+    const args = (chunk: readonly string[], dead: string) => [
+      this.nodeId,
+      this.heartbeatKey,
+      this.nowSeconds(),
+      dead,
+      ...chunk,
+    ];
+    for (const { chunk, reply } of await this.perCall("leave", apps, "read", args)) {
       for (const [j, outcome] of reply.entries()) {
         if (outcome === LEAVE_OUTCOME.offline) offline.push(chunk[j] as string);
       }
@@ -344,38 +421,52 @@ function toStatus(
   };
 }
 
-/** The values of `keys` (heartbeat keys) in one MGET. */
-async function readBeats(redis: Redis, keys: readonly string[]): Promise<Map<string, string | null>> {
+/** The values of `keys` (heartbeat keys): one MGET on one server, one GET per slot on a cluster. */
+async function readBeats(redis: RedisClient, keys: readonly string[]): Promise<Map<string, string | null>> {
   const beats = new Map<string, string | null>();
-  if (keys.length === 0) return beats;
-  const values = await redis.mget(...keys);
+  const values = await getEach(redis, keys);
   for (const [i, k] of keys.entries()) beats.set(k, values[i] ?? null);
   return beats;
 }
 
 /** The presence of one app, or null when it has no status hash. */
-export async function readStatus(redis: Redis, keys: Keyspace, app: string): Promise<AppStatus | null> {
+export async function readStatus(redis: RedisClient, keys: Keyspace, app: string): Promise<AppStatus | null> {
   const fields = await redis.hgetall(keys.status(app));
   if (Object.keys(fields).length === 0) return null;
   return toStatus(app, fields, await readBeats(redis, heartbeatKeysOf(fields)));
 }
 
-/** The presence of every app that has a status hash, found with SCAN (never KEYS). */
-export async function scanStatuses(redis: Redis, keys: Keyspace): Promise<AppStatus[]> {
-  const found = new Set<string>();
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", keys.statusPattern(), "COUNT", 1000);
-    cursor = next;
-    for (const key of batch) found.add(key);
-  } while (cursor !== "0");
-  const statusKeys = [...found];
+/**
+ * The presence of every app that has a status hash, found with SCAN (never KEYS) on every master
+ * of a cluster (src/cluster.ts, scanAll), or on the one server.
+ */
+export async function scanStatuses(redis: RedisClient, keys: Keyspace): Promise<AppStatus[]> {
+  const statusKeys = await scanAll(redis, keys.statusPattern());
   if (statusKeys.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const key of statusKeys) pipeline.hgetall(key);
-  const hashes = ((await pipeline.exec()) ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
+  const hashes = await hgetallEach(redis, statusKeys);
   const beatKeys = new Set<string>();
   for (const hash of hashes) for (const key of heartbeatKeysOf(hash)) beatKeys.add(key);
   const beats = await readBeats(redis, [...beatKeys]);
   return statusKeys.map((key, i) => toStatus(keys.appFromStatusKey(key), hashes[i] ?? {}, beats));
+}
+
+/**
+ * The heartbeat thread's connection: like the system's (`spec`), named
+ * `<the system connection's name>:heartbeat` (`redactor:heartbeat` when it has none).
+ */
+function heartbeatConnection(redis: RedisClient, spec: ConnectionSpec): ConnectionSpec {
+  if (spec.kind === "server") {
+    const name = (isCluster(redis) ? undefined : redis.options.connectionName) ?? spec.options.connectionName;
+    return { ...spec, options: { ...spec.options, connectionName: `${name ?? "redactor"}:heartbeat` } };
+  }
+  const name =
+    (isCluster(redis) ? redis.options.redisOptions?.connectionName : undefined) ??
+    spec.options.redisOptions?.connectionName;
+  return {
+    ...spec,
+    options: {
+      ...spec.options,
+      redisOptions: { ...spec.options.redisOptions, connectionName: `${name ?? "redactor"}:heartbeat` },
+    },
+  };
 }

@@ -1,18 +1,28 @@
 --[[
   A redactor process stops serving apps (an actor stops, the process shuts down). Each app's
   hash drops the process's `serving:<node>` field and the fields of processes whose heartbeat
-  key is gone; the app is marked `offline` only when no live process serves it any more. A hash
+  key is dead; the app is marked `offline` only when no live process serves it any more. A hash
   that is gone (FLUSHALL, DEL) is not written: another process still serving the app writes it
   again within its next heartbeat period, and an `offline` hash written here would hide it.
   Otherwise `heartbeat` and `node` are moved to a live one when they named the leaving process
   (or a dead one). `ordering` stays: the inbox is still a redactor inbox.
 
-  KEYS[i]    status:<app i>
+  Who judges whether a heartbeat key is dead (ARGV[4]):
+  - '' (one Redis server): this script, with EXISTS on the key, as the keys live on the same
+    server.
+  - a JSON array of heartbeat keys (a Redis Cluster, where heartbeat keys live in other slots
+    and a script must not read them): src/presence.ts first reads the hashes (HGETALL) and the
+    heartbeat keys they name (EXISTS), and names the dead ones here; a key it does not name is
+    taken for alive. A process that starts serving the app between that read and this call is
+    not named, so it counts as alive, rightly.
+
+  KEYS[i]    status:<app i> (on a cluster, all in one slot: src/presence.ts calls per slot)
 
   ARGV[1]    the leaving process's node id
   ARGV[2]    its heartbeat key (heartbeat:<node>)
   ARGV[3]    now, Unix seconds as text (last_seen)
-  ARGV[3+i]  app id of KEYS[i] (the `app_id` field)
+  ARGV[4]    '' (judge heartbeat keys here) or a JSON array of the heartbeat keys found dead
+  ARGV[4+i]  app id of KEYS[i] (the `app_id` field)
 
   Returns, per hash, an outcome code (src/presence.ts, LEAVE_OUTCOME):
      1  marked offline: no live process serves the app
@@ -21,6 +31,18 @@
 ]]
 local node, beat, now = ARGV[1], ARGV[2], ARGV[3]
 local servingField = 'serving:' .. node
+
+-- nil: judge with EXISTS; else the set of heartbeat keys the caller found dead.
+local judgedDead = nil
+if ARGV[4] ~= '' then
+  judgedDead = {}
+  for _, k in ipairs(cjson.decode(ARGV[4])) do judgedDead[k] = true end
+end
+
+local function isAlive(heartbeatKey)
+  if judgedDead then return judgedDead[heartbeatKey] ~= true end
+  return redis.call('EXISTS', heartbeatKey) == 1
+end
 
 local function leave(key, appId)
   redis.call('HDEL', key, servingField)
@@ -32,7 +54,7 @@ local function leave(key, appId)
     if f == 'heartbeat' then
       named = v
     elseif string.sub(f, 1, 8) == 'serving:' then
-      if redis.call('EXISTS', v) == 1 then
+      if isAlive(v) then
         if not liveBeat then liveBeat, liveNode = v, string.sub(f, 9) end
       else
         redis.call('HDEL', key, f)
@@ -40,14 +62,14 @@ local function leave(key, appId)
     end
   end
   -- A process that knows no serving:* fields is still counted through `heartbeat`.
-  if not liveBeat and named and named ~= '' and named ~= beat and redis.call('EXISTS', named) == 1 then
+  if not liveBeat and named and named ~= '' and named ~= beat and isAlive(named) then
     liveBeat = named
   end
   if not liveBeat then
     redis.call('HSET', key, 'status', 'offline', 'last_seen', now, 'app_id', appId)
     return 1
   end
-  if liveNode and (named == beat or not named or named == '' or redis.call('EXISTS', named) == 0) then
+  if liveNode and (named == beat or not named or named == '' or not isAlive(named)) then
     redis.call('HSET', key, 'heartbeat', liveBeat, 'node', liveNode)
   end
   return 0
@@ -55,6 +77,6 @@ end
 
 local results = {}
 for i, key in ipairs(KEYS) do
-  results[i] = leave(key, ARGV[3 + i])
+  results[i] = leave(key, ARGV[4 + i])
 end
 return results
