@@ -245,6 +245,17 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
    * @default undefined (no limit)
    */
   handlerTimeoutMs?: number;
+  /**
+   * How many processes may run this actor id at once. `"single"`: one; when several processes
+   * spawn it, one owns it (fenced in Redis: the claim of any other is refused) and the others
+   * stand by, taking it over, with a fresh `setup`, when the owner dies, stops or freezes past
+   * three heartbeat periods; its state is one, its order strict. `"shared"`: every process
+   * that spawns it consumes its inbox (competing consumers): more throughput for a stateless
+   * worker pool, but each process has its own state and the order across processes is
+   * interleaved. See the README, "Single activation".
+   * @default "single"
+   */
+  activation?: "single" | "shared";
 }
 
 /**
@@ -280,5 +291,6 @@ export function checkActorDefinition(definition: ActorDefinition, rules: IdRules
   checkNumber(at("handlerTimeoutMs"), definition.handlerTimeoutMs, { above: 0, unit: "ms" }, "no limit");
   checkOneOf(at("onFailure"), definition.onFailure, ["restart", "resume", "stop", "escalate"], '"restart"');
   checkOneOf(at("restart"), definition.restart, ["permanent", "transient", "temporary"], '"permanent"');
+  checkOneOf(at("activation"), definition.activation, ["single", "shared"], '"single"');
   checkBackoff(at("retryBackoff"), definition.retryBackoff);
 }

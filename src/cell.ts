@@ -60,8 +60,13 @@ export interface CellHost {
 export interface CellOptions {
   /** Offered each message first; true means it was consumed (ask replies). */
   intercept?: (message: Envelope) => boolean;
-  /** Told once when a handler's failure ends this incarnation. */
-  exits?: { cellExited(cell: ActorCell, reason: ExitReason): void };
+  /**
+   * Told once when a handler's failure ends this incarnation (`cellExited`), or when its claim
+   * was refused because another process owns the actor now (`cellFenced`, single activation).
+   */
+  exits?: { cellExited(cell: ActorCell, reason: ExitReason): void; cellFenced?(cell: ActorCell): void };
+  /** This process's node id when the actor has a single activation: claims are fenced by it. */
+  owner?: string;
   /** Lease length, ms. */
   leaseMs: number;
   /**
@@ -164,6 +169,9 @@ export class ActorCell implements Wakeable {
   private readonly exits: CellOptions["exits"];
   private readonly leaseMs: number;
   private readonly confirmMs: number;
+  private readonly owner: string;
+  /** The last claim was refused: another process owns the actor now. */
+  private fenced = false;
   /** The abort side of the running message handler's ctx.signal. */
   private running: Abort | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
@@ -180,6 +188,7 @@ export class ActorCell implements Wakeable {
     this.exits = options.exits;
     this.leaseMs = options.leaseMs;
     this.confirmMs = Math.min(options.confirmMs, options.leaseMs / 3);
+    this.owner = options.owner ?? "";
     this.id = definition.id;
     incarnations += 1;
     this.incarnation = incarnations;
@@ -305,9 +314,13 @@ export class ActorCell implements Wakeable {
           this.claiming = true;
           let result: ClaimResult;
           try {
-            result = await this.host.mailbox.claim(this.id, size, this.token);
+            result = await this.host.mailbox.claim(this.id, size, this.token, this.owner);
           } finally {
             this.claiming = false;
+          }
+          if (result.fenced) {
+            this.fenced = true;
+            break;
           }
           // What a look saw before this claim, the claim has taken into account.
           this.peekTop = null;
@@ -348,7 +361,7 @@ export class ActorCell implements Wakeable {
           const seen = result.claimed.length + result.timedOut.length + result.rejected + result.duplicates;
           more = result.more || preempted || seen >= size;
         }
-      } while (this.again && this.state === "running" && !crash);
+      } while (this.again && this.state === "running" && !crash && !this.fenced);
     } catch (err) {
       // Whatever failed (Redis, most likely), the messages still held go back now, not after
       // their lease; the one in hand, if any, is among them.
@@ -359,6 +372,19 @@ export class ActorCell implements Wakeable {
       this.retryTimer.unref();
     }
     if (crash && this.state === "running") await this.end(crash);
+    else if (this.fenced && this.state === "running") await this.yieldToOwner();
+  }
+
+  /**
+   * Another process owns the actor now (this one was taken for dead): nothing is held any more
+   * (its leases were taken back), so the incarnation ends and its host stands by again.
+   */
+  private async yieldToOwner(): Promise<void> {
+    this.state = "stopped";
+    clearInterval(this.leaseTimer);
+    await this.flush();
+    await this.teardown();
+    this.exits?.cellFenced?.(this);
   }
 
   /**
@@ -829,7 +855,10 @@ export class ActorCell implements Wakeable {
       })
       .catch((err: unknown) => {
         if (err instanceof ReplicationError) {
-          this.log.warn({ err, count: records.length }, "message outcomes written, but not confirmed by replicas");
+          this.log.warn(
+            { err, count: records.length },
+            "message outcomes written, but not confirmed by replicas",
+          );
           return;
         }
         // The leases expire and the messages are delivered again: at least once.

@@ -47,6 +47,22 @@ export interface SystemEvents {
   "ask.failed": { id: string; recipient: string; type: string; reason: string; error: string };
   /** An actor incarnation started. */
   "actor.started": { actor: string };
+  /**
+   * A single-activation actor was spawned while another live process owns it (`owner`, a node
+   * id): this process stands by and takes it over when that one dies, stops or freezes.
+   */
+  "actor.standby": { actor: string; owner: string };
+  /**
+   * This process became the owner of a single-activation actor that it stood by for
+   * (`previous`: the node id it took over from, '' when the actor was free) and starts it.
+   */
+  "actor.activated": { actor: string; previous: string };
+  /**
+   * A single-activation actor found that another process owns it now (this one was taken for
+   * dead: frozen or cut off past three heartbeat periods): its incarnation stopped, and this
+   * process stands by again.
+   */
+  "actor.deactivated": { actor: string; owner: string };
   /** An actor incarnation ended: `stop` (on purpose), `crash`, or a handler's directive. */
   "actor.stopped": { actor: string; reason: string };
   /** A supervisor is restarting an actor after `delayMs`; `attempt` counts restarts in its window. */

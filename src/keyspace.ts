@@ -107,6 +107,14 @@ export class Keyspace {
     return `queue:${this.app(app)}:dead`;
   }
 
+  /**
+   * `activation:<app>` (cluster layout `activation:{app}`): the node id of the one process that
+   * may run the app's actor when it has a single activation (src/lua/activate.lua).
+   */
+  activation(app: string): string {
+    return `activation:${this.app(app)}`;
+  }
+
   /** `status:<app>`: presence hash. */
   status(app: string): string {
     return `status:${this.app(app)}`;

@@ -131,6 +131,8 @@ export interface ClaimResult {
   duplicates: number;
   /** Requests the claim refused (oversize) whose senders may be waiting: answer each with an error reply. */
   refusedRequests: RefusedRequest[];
+  /** The actor has a single activation and the caller is not its owner: nothing was claimed. */
+  fenced: boolean;
 }
 
 /** A request the claim refused, and why. */
@@ -169,7 +171,9 @@ export interface FinishRecord {
 }
 
 /** Resolved mailbox options. */
-export type MailboxConfig = Required<Omit<MailboxOptions, "durability">> & { durability: Required<Durability> };
+export type MailboxConfig = Required<Omit<MailboxOptions, "durability">> & {
+  durability: Required<Durability>;
+};
 
 /** Fills in the defaults of MailboxOptions. */
 export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
@@ -178,7 +182,10 @@ export function mailboxConfig(options: MailboxOptions = {}): MailboxConfig {
     outboxCap: options.outboxCap ?? 1000,
     maxMessageBytes: options.maxMessageBytes ?? 1_048_576,
     leaseMs: options.leaseMs ?? 30_000,
-    durability: { replicas: options.durability?.replicas ?? 0, timeoutMs: options.durability?.timeoutMs ?? 1000 },
+    durability: {
+      replicas: options.durability?.replicas ?? 0,
+      timeoutMs: options.durability?.timeoutMs ?? 1000,
+    },
   };
 }
 
@@ -286,7 +293,10 @@ export class Mailbox {
       await this.replicated(inbox, `send ${messages.length} message(s) to "${recipient}"`);
     }
     if (outboxApart && this.config.outboxCap > 0) {
-      await this.copyToOutbox(outbox, messages.filter((_, i) => !skipped.includes(i))).catch(() => {
+      await this.copyToOutbox(
+        outbox,
+        messages.filter((_, i) => !skipped.includes(i)),
+      ).catch(() => {
         // Copies for monitoring only: the messages themselves are in.
       });
     }
@@ -318,26 +328,29 @@ export class Mailbox {
       .exec();
   }
 
-  /** Claims up to `max` messages of `app` under a lease named `token`. */
-  async claim(app: string, max: number, token: string): Promise<ClaimResult> {
-    const raw = (await this.scripts.runBuffer(
-      "claim",
-      [this.keys.inbox(app), this.keys.processing(app), this.keys.dead(app)],
-      [
-        this.keys.messagePrefix(app),
-        max,
-        this.config.leaseMs,
-        token,
-        this.config.maxMessageBytes,
-        this.config.messageTtlSeconds,
-        STATUS.processing,
-        STATUS.timedOut,
-        STATUS.rejected,
-        STATUS.completed,
-        STATUS.released,
-        CLAIM_REPAIR_BATCH,
-      ],
-    )) as [number, number, (Buffer | number)[], Buffer[], number, number, (Buffer | number)[]];
+  /**
+   * Claims up to `max` messages of `app` under a lease named `token`. With `owner` (single
+   * activation: this process's node id) the claim is refused, `fenced`, unless the app's
+   * activation key names that node.
+   */
+  async claim(app: string, max: number, token: string, owner = ""): Promise<ClaimResult> {
+    const keys = [this.keys.inbox(app), this.keys.processing(app), this.keys.dead(app)];
+    if (owner !== "") keys.push(this.keys.activation(app));
+    const raw = (await this.scripts.runBuffer("claim", keys, [
+      this.keys.messagePrefix(app),
+      max,
+      this.config.leaseMs,
+      token,
+      this.config.maxMessageBytes,
+      this.config.messageTtlSeconds,
+      STATUS.processing,
+      STATUS.timedOut,
+      STATUS.rejected,
+      STATUS.completed,
+      STATUS.released,
+      CLAIM_REPAIR_BATCH,
+      owner,
+    ])) as [number, number, (Buffer | number)[], Buffer[], number, number, (Buffer | number)[], number];
     const flat = raw[2];
     const claimed: ClaimedMessage[] = [];
     for (let i = 0; i < flat.length; i += 4) {
@@ -370,6 +383,7 @@ export class Mailbox {
       rejected: Number(raw[4]),
       duplicates: Number(raw[5]),
       refusedRequests,
+      fenced: raw[7] === 1,
     };
   }
 
@@ -441,7 +455,8 @@ export class Mailbox {
       }
     }
     const result = (await this.scripts.run("finish", keys, args)) as number[];
-    if (records.length > 0) await this.replicated(keys[0] as string, `finish ${records.length} message(s) of "${app}"`);
+    if (records.length > 0)
+      await this.replicated(keys[0] as string, `finish ${records.length} message(s) of "${app}"`);
     if (!start) return { outcomes: result.map(outcome) };
     const code = Number(result[0]);
     return {

@@ -19,7 +19,8 @@ export type ScriptName =
   | "peek"
   | "heartbeat"
   | "announce"
-  | "leave";
+  | "leave"
+  | "activate";
 
 const SCRIPT_NAMES: readonly ScriptName[] = [
   "send",
@@ -31,6 +32,7 @@ const SCRIPT_NAMES: readonly ScriptName[] = [
   "heartbeat",
   "announce",
   "leave",
+  "activate",
 ];
 
 function readLua(name: string): string {

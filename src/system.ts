@@ -7,6 +7,7 @@
 import { hostname } from "node:os";
 import type { ClusterNode, ClusterOptions, RedisOptions } from "ioredis";
 import { type Logger, pino } from "pino";
+import { Activations } from "./activation.js";
 import {
   type ActorDefinition,
   type ActorRef,
@@ -219,7 +220,12 @@ function clusterFrom(options: SystemOptions): ClusterConfig | undefined {
   if (options.cluster) return options.cluster;
   const env = process.env.REDIS_CLUSTER;
   if (options.redis !== undefined || !env) return undefined;
-  return { nodes: env.split(",").map((node) => node.trim()).filter((node) => node !== "") };
+  return {
+    nodes: env
+      .split(",")
+      .map((node) => node.trim())
+      .filter((node) => node !== ""),
+  };
 }
 
 /** How to connect, and where that is (for messages), from the system's options. */
@@ -243,7 +249,10 @@ function connectionFrom(options: SystemOptions): { spec: ConnectionSpec; where: 
   const option = options.redis;
   const base: RedisOptions = { maxRetriesPerRequest: null };
   if (typeof option === "object") {
-    return { spec: { kind: "server", options: { ...base, ...option } }, where: describeTarget(option, undefined) };
+    return {
+      spec: { kind: "server", options: { ...base, ...option } },
+      where: describeTarget(option, undefined),
+    };
   }
   const url = option ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   return { spec: { kind: "server", url, options: base }, where: describeTarget(url, url) };
@@ -308,6 +317,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   /** Set when shutdown starts stopping the supervision tree; a spawn ending later stops its own child. */
   private treeStopped = false;
   private readonly presence: Presence;
+  /** Ownership of the single-activation actors this process runs or stands by for. */
+  readonly activations: Activations;
   /** Redis' clock, read locally: every timestamp this system writes follows it. */
   readonly clock: RedisClock;
   private readonly requireNoEviction: boolean;
@@ -357,11 +368,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       log: this.log,
       events: this.events,
     });
+    this.activations = new Activations(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000, this.log);
     this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
       sweepMs: options.sweepMs ?? 1000,
       channels: {
         [this.keys.broadcastChannel()]: (text) => this.onBroadcast(text),
-        ...(this.keys.sharded ? {} : { [this.keys.replyChannel(appId)]: (text: string) => this.onPushedReply(text) }),
+        ...(this.keys.sharded
+          ? {}
+          : { [this.keys.replyChannel(appId)]: (text: string) => this.onPushedReply(text) }),
       },
       shardedChannels: this.keys.sharded
         ? { [this.keys.replyChannel(appId)]: (text) => this.onPushedReply(text) }
@@ -579,7 +593,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private emitSent(env: Envelope): void {
     if (this.keys.hashTag) {
       this.recipients.set(env.id, env.recipient);
-      if (this.recipients.size > RECENT_SENDS) this.recipients.delete(this.recipients.keys().next().value as string);
+      if (this.recipients.size > RECENT_SENDS)
+        this.recipients.delete(this.recipients.keys().next().value as string);
     }
     if (!this.events.has("message.sent")) return;
     const { id, sender, recipient, message_type: type, priority } = env;
@@ -646,8 +661,41 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     return new ActorChild(this, definition, parent);
   }
 
-  /** Starts a cell for `definition` and makes it reachable; rejects if its setup fails. */
-  async startCell(definition: ActorDefinition, exits?: CellOptions["exits"]): Promise<ActorCell> {
+  /**
+   * Tries to make this process the owner of single-activation actor `id`: `owner` null when it
+   * is (`previous` names the dead owner it took over from), else the live owner's node id.
+   * @throws DuplicateActorError when this system already runs or stands by for `id`.
+   */
+  async acquire(id: string): Promise<{ owner: string | null; previous: string }> {
+    if (this.cells.has(id) || this.activations.standingBy().includes(id)) throw new DuplicateActorError(id);
+    return this.activations.acquire(id);
+  }
+
+  /** Gives up ownership of `id`, bounded by `deadlineMs` (+1 s): Redis may be unreachable. */
+  async releaseActivation(id: string, deadlineMs: number): Promise<void> {
+    this.activations.cancel(id);
+    await settledBefore(
+      this.activations.release(id).catch(() => {}),
+      Math.max(deadlineMs, Date.now()) + 1000,
+    );
+  }
+
+  /** Returns to `app`'s inbox what a dead process held (after a takeover). */
+  async recoverFrom(app: string): Promise<void> {
+    await this.mailbox.recover(app, this.nodeId).catch(() => {
+      // The sweep does it within sweepMs.
+    });
+  }
+
+  /**
+   * Starts a cell for `definition` and makes it reachable; rejects if its setup fails. With
+   * `owned`, its claims are fenced by this process's ownership (single activation).
+   */
+  async startCell(
+    definition: ActorDefinition,
+    exits?: CellOptions["exits"],
+    owned = false,
+  ): Promise<ActorCell> {
     const { id } = definition;
     if (this.cells.has(id)) throw new DuplicateActorError(id);
     const isSystemInbox = id === this.appId;
@@ -657,6 +705,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       exits,
       leaseMs: this.mailbox.config.leaseMs,
       confirmMs: this.leaseConfirmMs,
+      owner: owned ? this.nodeId : undefined,
     });
     this.cells.set(id, cell);
     try {
@@ -744,7 +793,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   async messageStatus(id: string, recipient?: string): Promise<MessageStatus | null> {
-    if (!this.keys.hashTag) return (await this.cmd.hget(this.keys.message("", id), "status")) as MessageStatus | null;
+    if (!this.keys.hashTag)
+      return (await this.cmd.hget(this.keys.message("", id), "status")) as MessageStatus | null;
     // The cluster layout keeps the hash in its recipient's slot: message:{recipient}:<id>.
     const to = recipient ?? this.recipients.get(id);
     if (to !== undefined) {
@@ -780,6 +830,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
     } catch (err) {
       this.log.error({ err }, "stopping the actors failed; shutting down the rest");
     }
+    this.activations.stop();
     this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
     await this.settleSends(deadline);
     await this.systemCell?.stop(deadline);
@@ -849,7 +900,15 @@ class ActorChild implements Child {
     this.stopped = false;
     this.starting = true;
     try {
-      this.cell = await this.system.startCell(this.definition, this);
+      if (this.single) {
+        const { owner, previous } = await this.system.acquire(this.id);
+        if (owner !== null) {
+          this.standBy(owner);
+          return;
+        }
+        if (previous !== "") this.system.events.emit("actor.activated", { actor: this.id, previous });
+      }
+      this.cell = await this.startOwnedCell();
     } finally {
       this.starting = false;
     }
@@ -889,11 +948,103 @@ class ActorChild implements Child {
 
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
+    if (this.single) this.system.activations.cancel(this.id);
     const cell = this.cell;
     this.cell = undefined;
-    if (!cell) return;
-    await cell.stop(deadlineMs);
-    await this.system.retireCell(cell, "stop");
+    if (cell) {
+      await cell.stop(deadlineMs);
+      await this.system.retireCell(cell, "stop");
+    }
+    // A process standing by takes over at its next try rather than after our heartbeat expires.
+    if (this.single) await this.system.releaseActivation(this.id, deadlineMs);
+  }
+
+  /** True when at most one process may run this actor at a time (src/activation.ts). */
+  private get single(): boolean {
+    return this.definition.activation !== "shared";
+  }
+
+  /**
+   * Starts a cell, this process owning the actor when it has a single activation; when its
+   * setup fails, the ownership goes back so that another process may try.
+   */
+  private async startOwnedCell(): Promise<ActorCell> {
+    try {
+      return await this.system.startCell(this.definition, this, this.single);
+    } catch (err) {
+      if (this.single)
+        await this.system.releaseActivation(this.id, Date.now() + this.system.shutdownTimeoutMs);
+      throw err;
+    }
+  }
+
+  /** Another live process owns the actor: stand by until this one can take it over. */
+  private standBy(owner: string): void {
+    this.system.log.info(
+      { actor: this.id, owner },
+      "another process runs this actor; standing by to take over",
+    );
+    this.system.events.emit("actor.standby", { actor: this.id, owner });
+    const generation = this.generation;
+    this.system.activations.standBy(this.id, (previous) => {
+      this.takeOver(generation, previous).catch((err: unknown) => {
+        this.system.log.error({ err, actor: this.id }, "taking the actor over failed");
+      });
+    });
+  }
+
+  /** This process became the owner while standing by: start the actor (a fresh setup). */
+  private async takeOver(generation: number, previous: string): Promise<void> {
+    if (this.stopped || generation !== this.generation || this.cell) {
+      await this.system.releaseActivation(this.id, Date.now() + this.system.shutdownTimeoutMs);
+      return;
+    }
+    this.system.log.info({ actor: this.id, previous }, "took the actor over");
+    this.system.events.emit("actor.activated", { actor: this.id, previous });
+    // What the previous owner held comes back now, not at the next sweep.
+    if (previous !== "") await this.system.recoverFrom(this.id);
+    this.starting = true;
+    try {
+      this.cell = await this.startOwnedCell();
+    } catch (err) {
+      this.parent.childExited(
+        this,
+        { kind: "crash", error: err instanceof Error ? err : new Error(String(err)) },
+        generation,
+      );
+      return;
+    } finally {
+      this.starting = false;
+    }
+    if (this.stopped) await this.stop(Date.now() + this.system.shutdownTimeoutMs);
+    const pending = this.pendingExit;
+    this.pendingExit = undefined;
+    if (pending && pending.cell === this.cell) this.exitedInBackground(pending.cell, pending.reason);
+  }
+
+  /**
+   * Its claim was refused: another process owns the actor now (this one was taken for dead).
+   * The incarnation is taken out of service and this process stands by again.
+   */
+  cellFenced(cell: ActorCell): void {
+    if (this.cell !== cell) return;
+    this.cell = undefined;
+    const generation = this.generation;
+    void (async () => {
+      await this.system.retireCell(cell, "fenced").catch(() => {});
+      if (this.stopped || generation !== this.generation) return;
+      const { owner } = await this.system.acquire(this.id);
+      if (owner === null) {
+        // The other owner let it go meanwhile: serve it again.
+        await this.takeOver(generation, "");
+        return;
+      }
+      this.system.log.warn({ actor: this.id, owner }, "another process took this actor over; standing by");
+      this.system.events.emit("actor.deactivated", { actor: this.id, owner });
+      this.standBy(owner);
+    })().catch((err: unknown) => {
+      this.system.log.error({ err, actor: this.id }, "standing by again failed");
+    });
   }
 }
 
@@ -914,7 +1065,9 @@ function checkSystemOptions(options: SystemOptions): void {
     );
   }
   checkCluster(options);
-  checkId(options.appId, "appId", { hashTag: (options.keyspace?.hashTag ?? false) || clusterFrom(options) !== undefined });
+  checkId(options.appId, "appId", {
+    hashTag: (options.keyspace?.hashTag ?? false) || clusterFrom(options) !== undefined,
+  });
   const redis = options.redis ?? process.env.REDIS_URL;
   if (typeof redis === "string") {
     if (!/^rediss?:\/\//.test(redis) && !redis.startsWith("/")) {

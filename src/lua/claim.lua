@@ -20,6 +20,7 @@
   KEYS[1]  queue:<app>:inbox
   KEYS[2]  queue:<app>:processing      (member = message JSON, score = lease deadline ms)
   KEYS[3]  queue:<app>:dead
+  KEYS[4]  activation:<app>, when ARGV[13] is not '' (single activation, activate.lua)
 
   ARGV[1]  message hash key prefix ("message:"); hashes are message:<id>
   ARGV[2]  how many messages to claim at most
@@ -33,8 +34,11 @@
   ARGV[10] status of a finished message; such ids are never handed out again
   ARGV[11] status of a message whose lease expired (lifecycle: processing --RELEASE-->)
   ARGV[12] how many foreign-scored messages / expired leases to handle in one call
+  ARGV[13] the caller's node id when the actor has a single activation ('' = shared: any
+           process may claim); the claim is refused, before anything is written, unless
+           KEYS[4] names this node
 
-  Returns { now_ms, more, claimed, timed_out, rejected, duplicates, answers }; never an error
+  Returns { now_ms, more, claimed, timed_out, rejected, duplicates, answers, fenced }; never an error
     more       1 when foreign scores remain to fix, or a duplicate went back: call again (after
                finishing what was claimed) before trusting the order
     claimed    flat list: member, runs before this one, id, priority (1-4), member, …
@@ -43,6 +47,7 @@
     duplicates how many duplicate members were dropped
     answers    refused requests (oversize) someone may be waiting for, to be answered with an
                error reply: flat list of id, sender, message_type, priority, reason, error, …
+    fenced     0; or 1 when the caller is not the actor's owner (ARGV[13]): nothing was done
 ]]
 -- @include member
 -- @include score
@@ -63,6 +68,11 @@ local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowMs = math.floor(nowUs / 1000)
 local nowSec = nowUs / 1000000
+
+-- Single activation: only the owner claims (checked before any write).
+if ARGV[13] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[13] then
+  return { nowMs, 0, {}, {}, 0, 0, {}, 1 }
+end
 
 local rejected = 0
 -- Refused requests someone may wait for: id, sender, message_type, priority, reason, error, …
@@ -232,4 +242,4 @@ end
 if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
 if #deferred > 0 then redis.call('ZADD', inbox, unpack(deferred)) end
 
-return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates, answers }
+return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates, answers, 0 }
