@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { BackoffOptions } from "./backoff.js";
 import type { Envelope } from "./envelope.js";
+import { InvalidOptionError } from "./errors.js";
 import { checkId, type IdRules } from "./ids.js";
 import {
   checkBackoff,
@@ -259,14 +260,82 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
 }
 
 /**
- * Defines an actor typed by its protocol `P` (and, if named, its state `S`).
+ * An actor family (virtual actors): one definition that serves every app id `<family>:<key>`.
+ * An instance is activated on its first message on one process of the pool that spawned the
+ * family, passivated after `idleMs` without a message (its memory given back), and activated
+ * again on the next one; no instance ever has two activations (src/family.ts).
  */
 // biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
-export function defineActor<P extends Protocol<P>, S = any>(
-  definition: ActorDefinition<P, S>,
-): ActorDefinition<P, S> {
-  checkActorDefinition(definition);
-  return { kind: "actor", ...definition };
+export interface FamilyDefinition<P extends Protocol<P> = any, S = any>
+  extends Omit<ActorDefinition<P, S>, "kind" | "id" | "activation" | "restart"> {
+  readonly kind?: "family";
+  /** The family's name: it serves the app ids `<family>:<key>` (e.g. `drone` serves `drone:42`). */
+  family: string;
+  /**
+   * An instance that has had no message for this long is passivated: its incarnation stops
+   * (teardown runs) and its memory is given back, ms.
+   * @default 60000
+   */
+  idleMs?: number;
+}
+
+/** What `system.spawn` returns for an actor family. */
+export interface FamilyRef<P extends Protocol<P> = UntypedProtocol> {
+  /** The family's name. */
+  readonly family: string;
+  /** A ref to the instance `<family>:<key>`, as `system.ref(\`${family}:${key}\`)`. */
+  ref(key: string): ActorRef<P>;
+  /** This process leaves the family's pool: its instances move to the other processes. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Defines an actor typed by its protocol `P` (and, if named, its state `S`); with `family`
+ * instead of `id`, an actor family.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
+export function defineActor<P extends Protocol<P>, S = any, F extends string = never>(
+  definition: ActorDefinition<P, S> | (FamilyDefinition<P, S> & { family: F }),
+): [F] extends [never] ? ActorDefinition<P, S> : FamilyDefinition<P, S> {
+  if (isFamilyDefinition(definition)) {
+    checkFamilyDefinition(definition);
+    return { ...definition, kind: "family" } as never;
+  }
+  checkActorDefinition(definition as ActorDefinition);
+  return { kind: "actor", ...definition } as never;
+}
+
+/** True for the definition of an actor family (it names `family`, not `id`). */
+export function isFamilyDefinition(definition: unknown): definition is FamilyDefinition {
+  return (
+    typeof definition === "object" &&
+    definition !== null &&
+    ((definition as FamilyDefinition).kind === "family" || "family" in definition)
+  );
+}
+
+/**
+ * Checks a family definition: its name is a valid app id prefix (rules as for ids, plus the
+ * layout's), `idleMs` and the options it shares with actors.
+ * @throws InvalidIdError for the name, InvalidOptionError for an option.
+ */
+export function checkFamilyDefinition(definition: FamilyDefinition, rules: IdRules = {}): void {
+  requireObject("family definition", definition);
+  checkId(definition.family, "family name", rules);
+  if ((definition as { id?: unknown }).id !== undefined) {
+    throw new InvalidOptionError(
+      "id",
+      (definition as { id?: unknown }).id,
+      `a family definition names "family", not "id": it serves every id "${definition.family}:<key>"`,
+    );
+  }
+  checkNumber(
+    `idleMs of family "${definition.family}"`,
+    definition.idleMs,
+    { above: 0, unit: "ms" },
+    "60000",
+  );
+  checkActorDefinition({ ...definition, id: `${definition.family}:x`, kind: "actor" }, rules);
 }
 
 /**

@@ -225,6 +225,9 @@ export class ActorCell implements Wakeable {
     };
   }
 
+  /** performance.now() when this incarnation started or last finished draining its inbox. */
+  lastActiveAt = performance.now();
+
   /** Runs `setup` and starts serving. */
   async start(): Promise<void> {
     this.actorState = this.definition.setup ? await this.definition.setup(this.setupContext()) : undefined;
@@ -262,6 +265,7 @@ export class ActorCell implements Wakeable {
       clearInterval(this.leaseTimer);
       this.leaseTimer = undefined;
       this.draining = undefined;
+      this.lastActiveAt = performance.now();
     });
   }
 

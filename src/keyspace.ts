@@ -115,6 +115,31 @@ export class Keyspace {
     return `activation:${this.app(app)}`;
   }
 
+  /**
+   * `family:<family>:members` (cluster layout `family:{family}:members`): the processes of an
+   * actor family's pool, field = node id, value = its heartbeat key.
+   */
+  familyMembers(family: string): string {
+    return `family:${this.app(family)}:members`;
+  }
+
+  /**
+   * `family:<family>:active:<node>`: the instances of the family that process `node` has
+   * active, so that when it dies the others find them without a SCAN.
+   */
+  familyActive(family: string, node: string): string {
+    return `family:${this.app(family)}:active:${node}`;
+  }
+
+  /**
+   * The SCAN pattern of the inboxes of a family's instances (`<family>:<key>`): `queue:<family>:*:inbox`,
+   * or `queue:{<family>:*}:inbox`; glob characters of the name escaped.
+   */
+  familyInboxPattern(family: string): string {
+    const name = family.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+    return this.hashTag ? `queue:{${name}:*}:inbox` : `queue:${name}:*:inbox`;
+  }
+
   /** `status:<app>`: presence hash. */
   status(app: string): string {
     return `status:${this.app(app)}`;

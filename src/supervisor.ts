@@ -6,7 +6,12 @@
  * not going away: the supervisor stops its children and fails, and its own supervisor decides.
  * The system's root supervisor failing stops the system.
  */
-import type { ActorDefinition, RestartType } from "./actor.js";
+import {
+  type ActorDefinition,
+  type FamilyDefinition,
+  isFamilyDefinition,
+  type RestartType,
+} from "./actor.js";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import { InvalidOptionError, RedactorError } from "./errors.js";
 import type { SystemEvents } from "./events.js";
@@ -17,7 +22,7 @@ import { checkBackoff, checkNumber, checkOneOf, requireObject } from "./options.
 export type SupervisorStrategy = "one_for_one" | "one_for_all" | "rest_for_one";
 
 /** A supervisor's child: an actor definition or a nested supervisor. */
-export type ChildSpec = ActorDefinition | SupervisorSpec;
+export type ChildSpec = ActorDefinition | FamilyDefinition | SupervisorSpec;
 
 /** What `supervisor()` takes. */
 export interface SupervisorOptions {
@@ -111,7 +116,10 @@ function checkSupervisorOptions(options: SupervisorOptions): void {
  * `checkActor`, every actor definition.
  * @throws InvalidIdError or InvalidOptionError
  */
-export function checkSpecTree(spec: ChildSpec, checkActor: (definition: ActorDefinition) => void): void {
+export function checkSpecTree(
+  spec: ChildSpec,
+  checkActor: (definition: ActorDefinition | FamilyDefinition) => void,
+): void {
   if (spec === null || typeof spec !== "object") {
     const what = "spawn takes an actor definition (defineActor) or a supervisor spec (supervisor)";
     throw new InvalidOptionError("spec", spec, what);
@@ -181,6 +189,8 @@ export interface ExitListener {
 export interface SupervisionHost {
   /** Builds the runtime of an actor child, reporting its own end to `parent`. */
   actorChild(definition: ActorDefinition, parent: ExitListener): Child;
+  /** Builds the runtime of an actor family's pool in this process (src/family.ts). */
+  familyChild(definition: FamilyDefinition, parent: ExitListener): Child;
   /** How long a stop may let handlers finish, ms. */
   readonly shutdownTimeoutMs: number;
   /** Observability. */
@@ -223,9 +233,8 @@ export class SupervisorRuntime implements Child, ExitListener {
   }
 
   private build(spec: ChildSpec): Child {
-    return isSupervisorSpec(spec)
-      ? new SupervisorRuntime(this.host, spec, this)
-      : this.host.actorChild(spec, this);
+    if (isSupervisorSpec(spec)) return new SupervisorRuntime(this.host, spec, this);
+    return isFamilyDefinition(spec) ? this.host.familyChild(spec, this) : this.host.actorChild(spec, this);
   }
 
   /** Starts the children in order; if one fails to start, stops those started, in reverse. */

@@ -13,6 +13,10 @@ import {
   type ActorRef,
   type AskOptions,
   checkActorDefinition,
+  checkFamilyDefinition,
+  type FamilyDefinition,
+  type FamilyRef,
+  isFamilyDefinition,
   type Protocol,
   type TellOptions,
   type UntypedProtocol,
@@ -45,6 +49,7 @@ import {
   SystemStoppedError,
 } from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
+import { type FamilyHost, FamilyPool } from "./family.js";
 import { checkId } from "./ids.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
@@ -187,6 +192,11 @@ export interface ActorSystem {
   readonly events: SystemEventEmitter;
   /** Starts an actor (after its `setup`) and returns a ref to it. */
   spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
+  /**
+   * Joins an actor family's pool: this process serves its instances `<family>:<key>` (activated
+   * on their first message, spread over the pool's processes, passivated when idle).
+   */
+  spawn<P extends Protocol<P>, S>(definition: FamilyDefinition<P, S>): Promise<FamilyRef<P>>;
   /** Starts a supervisor and its children, in order. */
   spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
   /** Stops one local actor: its message in hand finishes, the rest of its claim goes back. */
@@ -285,7 +295,7 @@ class Ref implements ActorRef {
   }
 }
 
-class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
+class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHost {
   readonly nodeId: string;
   readonly keys: Keyspace;
   readonly mailbox: Mailbox;
@@ -319,10 +329,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   private readonly presence: Presence;
   /** Ownership of the single-activation actors this process runs or stands by for. */
   readonly activations: Activations;
+  /** The actor families this process serves, by name. */
+  private readonly families = new Map<string, FamilyPool>();
+  /** The heartbeat period, ms. */
+  readonly heartbeatMs: number;
   /** Redis' clock, read locally: every timestamp this system writes follows it. */
   readonly clock: RedisClock;
   private readonly requireNoEviction: boolean;
-  private readonly wakeups: Wakeups;
+  readonly wakeups: Wakeups;
   private readonly cells = new Map<string, ActorCell>();
   private systemCell: ActorCell | undefined;
   private readonly root: SupervisorRuntime;
@@ -368,7 +382,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       log: this.log,
       events: this.events,
     });
-    this.activations = new Activations(cmd, this.keys, this.nodeId, options.heartbeatMs ?? 2000, this.log);
+    this.heartbeatMs = options.heartbeatMs ?? 2000;
+    this.activations = new Activations(cmd, this.keys, this.nodeId, this.heartbeatMs, this.log);
     this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
       sweepMs: options.sweepMs ?? 1000,
       channels: {
@@ -634,11 +649,17 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
   }
 
   spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
+  spawn<P extends Protocol<P>, S>(definition: FamilyDefinition<P, S>): Promise<FamilyRef<P>>;
   spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
-  async spawn(spec: ChildSpec): Promise<ActorRef | SupervisorRef> {
+  async spawn(spec: ChildSpec): Promise<ActorRef | FamilyRef | SupervisorRef> {
     // The whole tree is checked before any of it starts.
-    checkSpecTree(spec, (definition) => checkActorDefinition(definition, this.keys.idRules));
-    const what = `spawn "${spec.id}"`;
+    checkSpecTree(spec, (definition) =>
+      isFamilyDefinition(definition)
+        ? checkFamilyDefinition(definition, this.keys.idRules)
+        : checkActorDefinition(definition, this.keys.idRules),
+    );
+    const name = isFamilyDefinition(spec) ? spec.family : spec.id;
+    const what = `spawn "${name}"`;
     if (this.stopping) throw new SystemStoppedError(what);
     const started = this.root.add(spec).then(async (child) => {
       if (!this.treeStopped) return child;
@@ -647,6 +668,13 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       throw new SystemStoppedError(what);
     });
     const child = await this.untilStopped(started, what, this.spawning);
+    if (isFamilyDefinition(spec)) {
+      return {
+        family: spec.family,
+        ref: (key: string) => this.ref(`${spec.family}:${key}`),
+        stop: () => this.root.remove(child),
+      };
+    }
     if (!isSupervisorSpec(spec)) return this.ref(spec.id);
     return {
       id: spec.id,
@@ -655,6 +683,26 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
       },
       stop: () => this.root.remove(child),
     };
+  }
+
+  familyChild(definition: FamilyDefinition): Child {
+    if (this.families.has(definition.family)) throw new DuplicateActorError(definition.family);
+    const pool = new FamilyPool(this, definition);
+    this.families.set(definition.family, pool);
+    const stop = pool.stop.bind(pool);
+    pool.stop = async (deadlineMs: number) => {
+      this.families.delete(definition.family);
+      await stop(deadlineMs);
+    };
+    return pool;
+  }
+
+  get redis(): RedisClient {
+    return this.cmd;
+  }
+
+  get heartbeatKey(): string {
+    return this.presence.heartbeatKey;
   }
 
   actorChild(definition: ActorDefinition, parent: ExitListener): Child {
@@ -689,12 +737,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
 
   /**
    * Starts a cell for `definition` and makes it reachable; rejects if its setup fails. With
-   * `owned`, its claims are fenced by this process's ownership (single activation).
+   * `owned`, its claims are fenced by this process's ownership (single activation); without
+   * `subscribe` (a family instance, whose pool listens for it) no channel of its own is subscribed.
    */
   async startCell(
     definition: ActorDefinition,
     exits?: CellOptions["exits"],
     owned = false,
+    subscribe = true,
   ): Promise<ActorCell> {
     const { id } = definition;
     if (this.cells.has(id)) throw new DuplicateActorError(id);
@@ -714,7 +764,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost {
         this.systemCell = undefined;
       }
       // Subscribed before it starts: its first claim then covers anything sent before that.
-      await this.wakeups.watch(id, cell);
+      await this.wakeups.watch(id, cell, { subscribe });
       await cell.start();
     } catch (err) {
       this.cells.delete(id);

@@ -28,6 +28,15 @@ import type { Mailbox } from "./mailbox.js";
 /** Actor channels are `channel:<app>` (Keyspace.channel). */
 const CHANNEL_PREFIX = "channel:";
 
+/**
+ * The `status:<app>` field that tells redactor senders to wake the app on its sharded channel
+ * (cluster layout), written when the app subscribes to it; without it they PUBLISH on
+ * `channel:<app>`, which every redactor actor also listens to (src/lua/includes/enqueue.lua).
+ */
+export const WAKE_FIELD = "wake";
+/** The value of WAKE_FIELD for an app woken on its sharded channel. */
+export const WAKE_SHARDED = "sharded";
+
 /** Redis refused a command for lack of permission (an ACL). */
 function isRefusal(err: Error): boolean {
   return err.message.startsWith("NOPERM");
@@ -46,6 +55,8 @@ export class Wakeups {
   private readonly actors = new Map<string, Wakeable>();
   /** The app of each sharded wake-up channel subscribed (cluster layout). */
   private readonly wakeChannels = new Map<string, string>();
+  /** Channel patterns (actor families) and who is told of each message on a matching channel. */
+  private readonly patterns = new Map<string, (app: string) => void>();
   private readonly toSubscribe = new Set<string>();
   private readonly toUnsubscribe = new Set<string>();
   private flushScheduled = false;
@@ -130,6 +141,10 @@ export class Wakeups {
         if (app !== null) this.actors.get(app)?.wake();
       }
     });
+    this.sub.on("pmessage", (pattern: string, channel: string) => {
+      const found = this.patterns.get(pattern);
+      if (found && channel.startsWith(CHANNEL_PREFIX)) found(channel.slice(CHANNEL_PREFIX.length));
+    });
     this.sub.on("smessage", (channel: string, text: string) => {
       const fixed = this.options.shardedChannels[channel];
       if (fixed) fixed(text);
@@ -151,7 +166,9 @@ export class Wakeups {
     }
     await this.sub.subscribe(...Object.keys(this.options.channels));
     // A sharded subscription names channels of one slot only.
-    await Promise.all(Object.keys(this.options.shardedChannels).map((channel) => this.sub.ssubscribe(channel)));
+    await Promise.all(
+      Object.keys(this.options.shardedChannels).map((channel) => this.sub.ssubscribe(channel)),
+    );
     await this.checkNotifications();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();
@@ -163,9 +180,14 @@ export class Wakeups {
     this.sweepTimer = undefined;
   }
 
-  /** Starts waking `actor` for messages to `app`; resolves once the subscription is in place. */
-  async watch(app: string, actor: Wakeable): Promise<void> {
+  /**
+   * Starts waking `actor` for messages to `app`; resolves once the subscription is in place.
+   * With `subscribe: false` (an instance of an actor family, whose channels a pattern already
+   * covers) only the sweep and `wake` reach it.
+   */
+  async watch(app: string, actor: Wakeable, options: { subscribe?: boolean } = {}): Promise<void> {
     this.actors.set(app, actor);
+    if (options.subscribe === false) return;
     this.subscribe(this.keys.channel(app));
     if (this.notifications) this.subscribe(this.keyspaceChannel(app));
     const wake = this.keys.wakeChannel(app);
@@ -173,8 +195,31 @@ export class Wakeups {
       this.wakeChannels.set(wake, app);
       // Refused (ACL) or lost with a node: the sweep finds what it would have woken.
       await this.sub.ssubscribe(wake).catch((err: Error) => this.refusedActors(err));
+      // Senders wake this app on its sharded channel from now on (a hint: channel:<app> still works).
+      await this.cmd.hset(this.keys.status(app), WAKE_FIELD, WAKE_SHARDED).catch(() => {});
     }
     return this.subscribed;
+  }
+
+  /**
+   * Tells `onMessage` the app id of every message published on a `channel:<prefix>*` channel
+   * (an actor family's instances, active or not). One PSUBSCRIBE, whatever the number of apps.
+   */
+  async watchPrefix(prefix: string, onMessage: (app: string) => void): Promise<void> {
+    const pattern = this.prefixPattern(prefix);
+    this.patterns.set(pattern, onMessage);
+    await this.sub.psubscribe(pattern).catch((err: Error) => this.refusedActors(err));
+  }
+
+  /** The PSUBSCRIBE pattern of `channel:<prefix>*`, glob characters of the prefix escaped. */
+  private prefixPattern(prefix: string): string {
+    return `${this.keys.channel(prefix).replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
+  }
+
+  /** Stops `watchPrefix(prefix)`. */
+  unwatchPrefix(prefix: string): void {
+    const pattern = this.prefixPattern(prefix);
+    if (this.patterns.delete(pattern)) void this.sub.punsubscribe(pattern).catch(() => {});
   }
 
   /** Stops waking anything for `app`. */

@@ -95,7 +95,7 @@ while a <= #ARGV do
       r.retryAt = tonumber(r.retryAt)
       if not isFinite(r.retryAt) then r.retryAt = nowMs end
     end
-    if r.replyKeys then r.canonical = isCanonicalInbox(r.replyKeys[4]) end
+    if r.replyKeys then r.canonical, r.sharded = isCanonicalInbox(r.replyKeys[4]) end
     records[#records + 1] = r
   end
 end
@@ -126,7 +126,7 @@ for _, r in ipairs(records) do
     local rk = r.replyKeys
     enqueueAll(rk[1], rk[3], r.canonical, ttl, cap, stNew, { r.replyArg }, { rk[2] })
     local ra = r.replyArg
-    notify(r.canonical, ARGV[ra + 8], ARGV[ra + 9], ARGV[ra + 10], ARGV[ra + 1], ARGV[ra])
+    notify(r.canonical, r.sharded, ARGV[ra + 8], ARGV[ra + 9], ARGV[ra + 10], ARGV[ra + 1], ARGV[ra])
   end
 end
 return results

@@ -29,7 +29,7 @@
 
 local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
-local canonical = isCanonicalInbox(KEYS[3])
+local canonical, sharded = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[7], '%S+') do duplicate[status] = true end
 local n = (#ARGV - 7) / 8
@@ -53,5 +53,5 @@ end
 enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[6], starts, hashKeys)
 for _, key in ipairs(fresh) do redis.call('HDEL', key, 'attempts', 'lease', 'error', 'finished_at') end
 -- One notification per message, as the peers send them: listeners may count on each id.
-for _, a in ipairs(starts) do notify(canonical, ARGV[3], ARGV[4], ARGV[5], ARGV[a + 1], ARGV[a]) end
+for _, a in ipairs(starts) do notify(canonical, sharded, ARGV[3], ARGV[4], ARGV[5], ARGV[a + 1], ARGV[a]) end
 return skipped

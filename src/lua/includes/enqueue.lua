@@ -3,8 +3,11 @@
 -- canonical one when the recipient's presence hash says it is a redactor inbox
 -- (ordering = fifo-v1), the peers' priority * 1000 + timestamp otherwise, so that a peer
 -- popping with ZPOPMAX still sees a consistent order. One ZADD per key for the whole batch.
+-- Whether the recipient is a redactor inbox (canonical scores), and whether it is woken on its
+-- sharded channel (its `wake` field, written when it subscribes there, src/wakeups.ts).
 local function isCanonicalInbox(statusKey)
-  return redis.call('HGET', statusKey, 'ordering') == 'fifo-v1'
+  local fields = redis.call('HMGET', statusKey, 'ordering', 'wake')
+  return fields[1] == 'fifo-v1', fields[2] == 'sharded'
 end
 
 -- Enqueues the messages whose 8 send arguments start at ARGV[starts[i]] (member, id, sender,
@@ -32,14 +35,14 @@ local function enqueueAll(inboxKey, outboxKey, canonical, ttl, outboxCap, status
   end
 end
 
--- Tells the recipient of message `id` that it has mail. A redactor recipient (`canonical`) is
--- woken on its sharded channel when the layout has one (`wakeChannel`, the cluster layout:
--- SPUBLISH stays on the shard that owns the slot); any other recipient by PUBLISH on
--- `channel:<recipient>`, what the peers subscribe to. With `pushChannel` ('' = none) a redactor
--- recipient also gets the member whole (a reply, so its ask resolves without a claim), sharded
--- when the layout is.
-local function notify(canonical, channel, wakeChannel, pushChannel, id, member)
-  if canonical and wakeChannel ~= '' then
+-- Tells the recipient of message `id` that it has mail. A redactor recipient that listens on its
+-- sharded channel (`sharded`, in a layout that has one: `wakeChannel`, the cluster layout) is
+-- woken there (SPUBLISH stays on the shard that owns the slot); any other recipient by PUBLISH
+-- on `channel:<recipient>`, what the peers (and actor families) subscribe to. With
+-- `pushChannel` ('' = none) a redactor recipient (`canonical`) also gets the member whole (a
+-- reply, so its ask resolves without a claim), sharded when the layout is.
+local function notify(canonical, sharded, channel, wakeChannel, pushChannel, id, member)
+  if sharded and wakeChannel ~= '' then
     redis.call('SPUBLISH', wakeChannel, 'new_message:' .. id)
   else
     redis.call('PUBLISH', channel, 'new_message:' .. id)
