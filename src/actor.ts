@@ -271,6 +271,8 @@ export interface FamilyDefinition<P extends Protocol<P> = any, S = any>
   readonly kind?: "family";
   /** The family's name: it serves the app ids `<family>:<key>` (e.g. `drone` serves `drone:42`). */
   family: string;
+  /** A family has no id of its own: it serves every `<family>:<key>`. */
+  id?: never;
   /**
    * An instance that has had no message for this long is passivated: its incarnation stops
    * (teardown runs) and its memory is given back, ms.
@@ -293,16 +295,25 @@ export interface FamilyRef<P extends Protocol<P> = UntypedProtocol> {
  * Defines an actor typed by its protocol `P` (and, if named, its state `S`); with `family`
  * instead of `id`, an actor family.
  */
+// The family overload comes first: TypeScript then still infers P from the handlers of an
+// actor definition given without type arguments.
 // biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
-export function defineActor<P extends Protocol<P>, S = any, F extends string = never>(
-  definition: ActorDefinition<P, S> | (FamilyDefinition<P, S> & { family: F }),
-): [F] extends [never] ? ActorDefinition<P, S> : FamilyDefinition<P, S> {
+export function defineActor<P extends Protocol<P>, S = any>(
+  definition: FamilyDefinition<P, S>,
+): FamilyDefinition<P, S>;
+// biome-ignore lint/suspicious/noExplicitAny: state is untyped unless the caller names S
+export function defineActor<P extends Protocol<P>, S = any>(
+  definition: ActorDefinition<P, S>,
+): ActorDefinition<P, S>;
+export function defineActor(
+  definition: ActorDefinition | FamilyDefinition,
+): ActorDefinition | FamilyDefinition {
   if (isFamilyDefinition(definition)) {
     checkFamilyDefinition(definition);
-    return { ...definition, kind: "family" } as never;
+    return { ...definition, kind: "family" };
   }
-  checkActorDefinition(definition as ActorDefinition);
-  return { kind: "actor", ...definition } as never;
+  checkActorDefinition(definition);
+  return { kind: "actor", ...definition };
 }
 
 /** True for the definition of an actor family (it names `family`, not `id`). */

@@ -54,9 +54,9 @@ export function bySlot<T>(client: RedisClient, items: readonly T[], keyOf: (item
   const groups = new Map<number, T[]>();
   for (const item of items) {
     const slot = slotOf(keyOf(item));
-    let group = groups.get(slot);
-    if (!group) groups.set(slot, (group = []));
-    group.push(item);
+    const group = groups.get(slot);
+    if (group) group.push(item);
+    else groups.set(slot, [item]);
   }
   return [...groups.values()];
 }
@@ -105,7 +105,11 @@ export async function getEach(client: RedisClient, keys: readonly string[]): Pro
  * one batch per SCAN reply. A key that moves between masters during the scan (resharding) may be
  * yielded twice or, like SCAN on one server, missed: callers treat the result as a snapshot.
  */
-export async function* scanKeys(client: RedisClient, pattern: string, count = 1000): AsyncGenerator<string[]> {
+export async function* scanKeys(
+  client: RedisClient,
+  pattern: string,
+  count = 1000,
+): AsyncGenerator<string[]> {
   for (const node of masters(client)) {
     let cursor = "0";
     do {

@@ -301,7 +301,7 @@ export function connectionName(appId: string, role?: string): string {
  * Structured-cloneable once functions are dropped, so the heartbeat thread can open its own.
  */
 export type ConnectionSpec =
-  | { kind: "server"; options: RedisOptions; /** A Redis URL, read before `options`. */ url?: string }
+  | { kind: "server"; options: RedisOptions /** A Redis URL, read before `options`. */; url?: string }
   | { kind: "cluster"; nodes: ClusterNode[]; options: ClusterOptions };
 
 /**
@@ -328,10 +328,17 @@ export function createClient(spec: ConnectionSpec, name: string): RedisClient {
   });
 }
 
-/** A duplicate of the spec's client for subscriptions: on a cluster it also holds sharded subscriptions. */
+/**
+ * A duplicate of the spec's client for subscriptions: on a cluster it also holds sharded
+ * subscriptions, and reads the slot map every second: the server drops a sharded subscription
+ * when its slot moves, and ioredis subscribes again only once it has seen the new map.
+ */
 export function subscriberSpec(spec: ConnectionSpec): ConnectionSpec {
   if (spec.kind === "server") return spec;
-  return { ...spec, options: { ...spec.options, shardedSubscribers: true } };
+  return {
+    ...spec,
+    options: { slotsRefreshInterval: 1000, ...spec.options, shardedSubscribers: true },
+  };
 }
 
 /**
@@ -363,8 +370,10 @@ export async function openClient(client: RedisClient, where: string): Promise<vo
       return last ? [last, e] : [e];
     });
     for (const cause of causes) {
+      // Only a cause that names what to fix (a password, TLS, maxclients); a node that cannot
+      // be reached gets the cluster's advice below.
       const explained = classifyConnectError(cause, where);
-      if (explained) throw explained;
+      if (explained && explained.constructor !== RedisUnavailableError) throw explained;
     }
     throw new RedisUnavailableError(
       `cannot reach the Redis Cluster at ${where} (${(err as Error).message}); check that its nodes are up ` +

@@ -289,9 +289,9 @@ export class Mailbox {
       // OOM, NOPERM, READONLY …: a typed error that says what to do (the script wrote nothing).
       throw fromRedisReply(`send ${messages.length} message(s) to "${recipient}"`, err);
     }
-    if (skipped.length < messages.length) {
-      await this.replicated(inbox, `send ${messages.length} message(s) to "${recipient}"`);
-    }
+    // Duplicates too: a send repeated after a ReplicationError must not resolve before a
+    // replica has the message (the script touched its hash, so that write is waited for).
+    await this.replicated(inbox, `send ${messages.length} message(s) to "${recipient}"`);
     if (outboxApart && this.config.outboxCap > 0) {
       await this.copyToOutbox(
         outbox,
@@ -312,7 +312,13 @@ export class Mailbox {
     const { replicas, timeoutMs } = this.config.durability;
     if (replicas === 0) return;
     const node = masterOf(this.redis, key);
-    const acknowledged = node ? Number(await node.wait(replicas, timeoutMs)) : 0;
+    let acknowledged = 0;
+    try {
+      acknowledged = node ? Number(await node.wait(replicas, timeoutMs)) : 0;
+    } catch {
+      // The node just became a replica (a failover: "WAIT cannot be used with replica
+      // instances", "UNBLOCKED … master -> replica"): nothing is confirmed.
+    }
     if (acknowledged < replicas) throw new ReplicationError(what, acknowledged, replicas, timeoutMs);
   }
 

@@ -120,5 +120,6 @@ export class Scripts {
 }
 
 function isNoScript(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith("NOSCRIPT");
+  // A cluster client may wrap it: "Too many Cluster redirections. Last error: NOSCRIPT …".
+  return err instanceof Error && /(^|Last error: )NOSCRIPT/.test(err.message);
 }

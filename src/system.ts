@@ -75,7 +75,6 @@ import {
   type SupervisionHost,
   type SupervisorRef,
   SupervisorRuntime,
-  type SupervisorSpec,
   supervisor,
 } from "./supervisor.js";
 import { Wakeups } from "./wakeups.js";
@@ -174,6 +173,14 @@ export interface SystemOptions extends MailboxOptions {
   handleSignals?: boolean;
 }
 
+/** What `spawn` returns for a spec: a ref to the actor, the family, or the supervisor. */
+export type SpawnedRef<D> =
+  D extends FamilyDefinition<infer P, infer _S>
+    ? FamilyRef<P>
+    : D extends ActorDefinition<infer P, infer _S>
+      ? ActorRef<P>
+      : SupervisorRef;
+
 /** Options of `broadcast`. */
 export interface BroadcastOptions {
   /** @default Priority.NORMAL */
@@ -190,15 +197,13 @@ export interface ActorSystem {
   readonly log: Logger;
   /** Typed events: messages sent, claimed, completed, failed …, asks, actors. */
   readonly events: SystemEventEmitter;
-  /** Starts an actor (after its `setup`) and returns a ref to it. */
-  spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
   /**
-   * Joins an actor family's pool: this process serves its instances `<family>:<key>` (activated
-   * on their first message, spread over the pool's processes, passivated when idle).
+   * Starts an actor (after its `setup`) and returns a ref to it; or joins an actor family's pool
+   * (this process serves its instances `<family>:<key>`, activated on their first message, spread
+   * over the pool's processes, passivated when idle) and returns a FamilyRef; or starts a
+   * supervisor and its children, in order, and returns a SupervisorRef.
    */
-  spawn<P extends Protocol<P>, S>(definition: FamilyDefinition<P, S>): Promise<FamilyRef<P>>;
-  /** Starts a supervisor and its children, in order. */
-  spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
+  spawn<const D extends ChildSpec>(spec: D): Promise<SpawnedRef<D>>;
   /** Stops one local actor: its message in hand finishes, the rest of its claim goes back. */
   stop(id: string): Promise<void>;
   /** A ref to any app id; messages through it are sent as the system's appId. */
@@ -248,6 +253,10 @@ function connectionFrom(options: SystemOptions): { spec: ConnectionSpec; where: 
         kind: "cluster",
         nodes,
         options: {
+          // A slot half-way through a migration answers ASK/TRYAGAIN for as long as the move
+          // takes: up to 64 redirections 100 ms apart (ioredis' default, 16, gives up after 1.6 s
+          // and a finish that gives up makes its message run again).
+          maxRedirections: 64,
           // Commands wait out a failover or a reconnect rather than fail at the first try.
           ...clusterOptions,
           redisOptions: { maxRetriesPerRequest: null, ...clusterOptions.redisOptions },
@@ -648,9 +657,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     }
   }
 
-  spawn<P extends Protocol<P>, S>(definition: ActorDefinition<P, S>): Promise<ActorRef<P>>;
-  spawn<P extends Protocol<P>, S>(definition: FamilyDefinition<P, S>): Promise<FamilyRef<P>>;
-  spawn(spec: SupervisorSpec): Promise<SupervisorRef>;
+  spawn<const D extends ChildSpec>(spec: D): Promise<SpawnedRef<D>>;
   async spawn(spec: ChildSpec): Promise<ActorRef | FamilyRef | SupervisorRef> {
     // The whole tree is checked before any of it starts.
     checkSpecTree(spec, (definition) =>
@@ -1118,7 +1125,8 @@ function checkSystemOptions(options: SystemOptions): void {
   checkId(options.appId, "appId", {
     hashTag: (options.keyspace?.hashTag ?? false) || clusterFrom(options) !== undefined,
   });
-  const redis = options.redis ?? process.env.REDIS_URL;
+  // On a cluster REDIS_URL is not read, so it is not checked either.
+  const redis = options.redis ?? (clusterFrom(options) ? undefined : process.env.REDIS_URL);
   if (typeof redis === "string") {
     if (!/^rediss?:\/\//.test(redis) && !redis.startsWith("/")) {
       const source = options.redis === undefined ? "REDIS_URL" : "redis";

@@ -17,7 +17,8 @@
  * In the cluster layout a redactor sender wakes a redactor recipient on its sharded channel
  * `redactor:wake:{app}` (SSUBSCRIBE / SPUBLISH), which stays on the shard that owns the app's
  * slot; `channel:<app>` is still listened to, for the peers' PUBLISH. On a cluster ioredis keeps
- * one sharded subscriber connection per master and re-subscribes when slots move; keyspace
+ * one sharded subscriber connection per master and re-subscribes once it has read the new slot
+ * map (read every second: src/connection.ts), and every local inbox is then looked at; keyspace
  * notifications are not used there (each node publishes only its own keys' events), so a bare
  * ZADD is found by the sweep.
  */
@@ -150,6 +151,10 @@ export class Wakeups {
       if (fixed) fixed(text);
       else this.actors.get(this.wakeChannels.get(channel) ?? "")?.wake();
     });
+    if (isCluster(this.sub)) {
+      // Sharded subscriptions made again after a slot moved: what was published meanwhile is lost.
+      this.sub.on("subscribersReady", () => this.wakeAll());
+    }
     // Messages may have arrived while a connection was down: look at every inbox at once.
     for (const connection of [this.sub, this.cmd]) {
       let connectedBefore = connection.status === "ready";

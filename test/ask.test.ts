@@ -1,11 +1,9 @@
 /** Request/reply: ask() correlates by reply_to, from the system's own inbox. */
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { defineActor, Priority } from "../src/index.js";
-import { uniqueId, useRedis } from "./harness/redis.js";
-import { useSystems, waitFor } from "./harness/system.js";
-
-const redis = useRedis();
-const newSystem = useSystems(redis);
+import { describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
+import { uniqueId } from "./harness/redis.js";
+import { waitFor, waitForValue } from "./harness/system.js";
 
 type Calc = {
   square: { payload: { n: number }; reply: { n: number; square: number } };
@@ -30,68 +28,75 @@ function calc(id: string) {
   });
 }
 
-describe("ask", () => {
-  it("resolves each of many concurrent asks with its own reply, across systems", async () => {
-    const server = await newSystem();
-    const client = await newSystem();
-    const app = uniqueId("calc");
-    await server.spawn(calc(app));
-    const ref = client.ref<Calc>(app);
-    const ns = Array.from({ length: 200 }, (_, i) => i);
-    const replies = await Promise.all(ns.map((n) => ref.ask("square", { n }, { priority: Priority.HIGH })));
-    expect(replies).toEqual(ns.map((n) => ({ n, square: n * n })));
-    expect((client as unknown as { asks: { size: number } }).asks.size).toBe(0);
-  });
+describeBackends(
+  "ask",
+  (backend) => {
+    const newSystem = useBackendSystems(backend);
 
-  it("sends the reply with the request's priority, the declared type and reply_to", async () => {
-    const system = await newSystem();
-    const app = uniqueId("calc");
-    await system.spawn(calc(app));
-    const replies: Record<string, unknown>[] = [];
-    const peer = redis().client();
-    // Capture the reply on its way into the asker's inbox.
-    const watcher = redis().client();
-    await watcher.subscribe(`channel:${system.appId}`);
-    watcher.on("message", async (_c, note: string) => {
-      const id = note.slice("new_message:".length);
-      replies.push(await peer.hgetall(`message:${id}`));
+    it("resolves each of many concurrent asks with its own reply, across systems", async () => {
+      const server = await newSystem();
+      const client = await newSystem();
+      const app = uniqueId("calc");
+      await server.spawn(calc(app));
+      const ref = client.ref<Calc>(app);
+      const ns = Array.from({ length: 200 }, (_, i) => i);
+      const replies = await Promise.all(ns.map((n) => ref.ask("square", { n }, { priority: Priority.HIGH })));
+      expect(replies).toEqual(ns.map((n) => ({ n, square: n * n })));
+      expect((client as unknown as { asks: { size: number } }).asks.size).toBe(0);
     });
-    await system.ref<Calc>(app).ask("square", { n: 3 }, { priority: Priority.CRITICAL });
-    await waitFor(() => replies.length > 0, 2000, "the reply");
-    expect(replies[0]).toMatchObject({ type: "square_result", sender: app, recipient: system.appId });
-    const outbox = await peer.zrange(`queue:${app}:outbox`, 0, -1);
-    expect(JSON.parse(outbox[0] as string)).toMatchObject({ priority: 4, message_type: "square_result" });
-  });
 
-  it("lets a handler ask another actor (replies never queue behind its own work)", async () => {
-    const system = await newSystem();
-    const a = uniqueId("relay");
-    const b = uniqueId("calc");
-    await system.spawn(calc(a));
-    await system.spawn(calc(b));
-    await expect(system.ref<Calc>(a).ask("relay", { to: b, n: 12 })).resolves.toEqual({ viaRelay: 144 });
-  });
+    it("sends the reply with the request's priority, the declared type and reply_to", async () => {
+      const system = await newSystem();
+      const app = uniqueId("calc");
+      await system.spawn(calc(app));
+      const peer = backend().client();
+      await system.ref<Calc>(app).ask("square", { n: 3 }, { priority: Priority.CRITICAL });
+      // The replier's outbox copy names the reply; its hash lives in the asker's slot.
+      const outbox = await waitForValue(
+        async () => (await peer.zrange(backend().keys.outbox(app), 0, -1))[0] ?? null,
+        2000,
+        "the reply's outbox copy",
+      );
+      const reply = JSON.parse(outbox) as Record<string, unknown>;
+      expect(reply).toMatchObject({ priority: 4, message_type: "square_result", recipient: system.appId });
+      expect(await peer.hgetall(backend().keys.message(system.appId, String(reply.id)))).toMatchObject({
+        type: "square_result",
+        sender: app,
+        recipient: system.appId,
+      });
+    });
 
-  it("keeps resolving asks when a user actor takes over the system's own id", async () => {
-    const appId = uniqueId("petal");
-    const system = await newSystem({ appId });
-    const calcId = uniqueId("calc");
-    await system.spawn(calc(calcId));
-    const telemetry: number[] = [];
-    await system.spawn(
-      defineActor<{ telemetry: { payload: { battery: number } } }>({
-        id: appId,
-        handlers: {
-          telemetry: (p) => {
-            telemetry.push(p.battery);
+    it("lets a handler ask another actor (replies never queue behind its own work)", async () => {
+      const system = await newSystem();
+      const a = uniqueId("relay");
+      const b = uniqueId("calc");
+      await system.spawn(calc(a));
+      await system.spawn(calc(b));
+      await expect(system.ref<Calc>(a).ask("relay", { to: b, n: 12 })).resolves.toEqual({ viaRelay: 144 });
+    });
+
+    it("keeps resolving asks when a user actor takes over the system's own id", async () => {
+      const appId = uniqueId("petal");
+      const system = await newSystem({ appId });
+      const calcId = uniqueId("calc");
+      await system.spawn(calc(calcId));
+      const telemetry: number[] = [];
+      await system.spawn(
+        defineActor<{ telemetry: { payload: { battery: number } } }>({
+          id: appId,
+          handlers: {
+            telemetry: (p) => {
+              telemetry.push(p.battery);
+            },
           },
-        },
-      }),
-    );
-    await system.ref(appId).tell("telemetry", { battery: 80 });
-    await expect(system.ref<Calc>(calcId).ask("square", { n: 4 })).resolves.toEqual({ n: 4, square: 16 });
-    await waitFor(() => telemetry.length === 1, 2000, "telemetry");
-    await system.stop(appId);
-    await expect(system.ref<Calc>(calcId).ask("square", { n: 5 })).resolves.toEqual({ n: 5, square: 25 });
-  });
-});
+        }),
+      );
+      await system.ref(appId).tell("telemetry", { battery: 80 });
+      await expect(system.ref<Calc>(calcId).ask("square", { n: 4 })).resolves.toEqual({ n: 4, square: 16 });
+      await waitFor(() => telemetry.length === 1, 2000, "telemetry");
+      await system.stop(appId);
+      await expect(system.ref<Calc>(calcId).ask("square", { n: 5 })).resolves.toEqual({ n: 5, square: 25 });
+    });
+  },
+  MASTERS_ONLY,
+);

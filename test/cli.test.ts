@@ -38,7 +38,14 @@ function cli(
 ): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, REDIS_URL: redis().url, REDACTOR_LOG_LEVEL: "error", ...options.env },
+      // REDIS_CLUSTER emptied: set, it would take the CLI to a cluster instead of REDIS_URL.
+      env: {
+        ...process.env,
+        REDIS_URL: redis().url,
+        REDIS_CLUSTER: "",
+        REDACTOR_LOG_LEVEL: "error",
+        ...options.env,
+      },
     });
     let stdout = "";
     let stderr = "";
@@ -57,7 +64,7 @@ function cli(
 /** A long-running CLI process (tail, run) whose output is watched as it comes. */
 function start(args: string[]) {
   const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
-    env: { ...process.env, REDIS_URL: redis().url, REDACTOR_LOG_LEVEL: "error" },
+    env: { ...process.env, REDIS_URL: redis().url, REDIS_CLUSTER: "", REDACTOR_LOG_LEVEL: "error" },
   });
   const out = { stdout: "", stderr: "" };
   child.stdout?.on("data", (d) => {

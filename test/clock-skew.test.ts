@@ -113,7 +113,7 @@ describe("clocks", () => {
     const app = uniqueId("cli-skew");
     const seen: string[] = [];
     await system.spawn(
-      defineActor({ id: app, handlers: { t: (_p, ctx) => void seen.push(ctx.message.id) } }),
+      defineActor({ id: app, handlers: { t: (_p: unknown, ctx) => void seen.push(ctx.message.id) } }),
     );
     const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
     const { code } = await runSkewed(cli, ["send", app, "t", "{}", "--timeout", "5s"], {

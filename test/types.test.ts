@@ -3,7 +3,15 @@
  * every @ts-expect-error must be a real compile error or the type check fails.
  */
 import { describe, expectTypeOf, it } from "vitest";
-import { type ActorRef, type ActorSystem, defineActor, type Envelope, Priority } from "../src/index.js";
+import {
+  type ActorRef,
+  type ActorSystem,
+  defineActor,
+  type Envelope,
+  type FamilyDefinition,
+  type FamilyRef,
+  Priority,
+} from "../src/index.js";
 
 type FcProtocol = {
   command: {
@@ -80,9 +88,52 @@ function typedHandlers() {
   });
 }
 
+async function typedFamilies() {
+  const family = defineActor<FcProtocol, { n: number }>({
+    family: "drone",
+    idleMs: 30_000,
+    setup: () => ({ n: 0 }),
+    handlers: {
+      command: (payload, ctx) => {
+        expectTypeOf(ctx.state.n).toEqualTypeOf<number>();
+        return { command_id: payload.command_id, status: "success" };
+      },
+      telemetry: () => {},
+    },
+  });
+  expectTypeOf(family).toEqualTypeOf<FamilyDefinition<FcProtocol, { n: number }>>();
+  const drones = await system.spawn(family);
+  expectTypeOf(drones).toEqualTypeOf<FamilyRef<FcProtocol>>();
+  const reply = await drones.ref("42").ask("command", { command_id: "c", command: "land" });
+  expectTypeOf(reply).toEqualTypeOf<FcProtocol["command"]["reply"]>();
+  // @ts-expect-error a family's handlers are typed by its protocol too
+  await drones.ref("42").tell("telemetry", { battery_level: "full", altitude: 1 });
+  // @ts-expect-error a family has no id: it serves every "<family>:<key>"
+  defineActor<FcProtocol>({
+    family: "drone",
+    id: "x",
+    handlers: { command: (p) => ({ command_id: p.command_id, status: "error" }), telemetry: () => {} },
+  });
+  const actor = await system.spawn(
+    defineActor<FcProtocol>({
+      id: "HEAR_FC",
+      handlers: { command: (p) => ({ command_id: p.command_id, status: "error" }), telemetry: () => {} },
+    }),
+  );
+  expectTypeOf(actor).toEqualTypeOf<ActorRef<FcProtocol>>();
+  const activation = "many";
+  // @ts-expect-error activation is "single" or "shared"
+  defineActor<FcProtocol>({
+    id: "HEAR_FC",
+    activation,
+    handlers: { command: (p) => ({ command_id: p.command_id, status: "error" }), telemetry: () => {} },
+  });
+}
+
 describe("typed API", () => {
   it("is checked at compile time", () => {
     expectTypeOf(typedRefs).toBeFunction();
     expectTypeOf(typedHandlers).toBeFunction();
+    expectTypeOf(typedFamilies).toBeFunction();
   });
 });

@@ -4,8 +4,9 @@
  * same declaration, so the help can never drift from what is accepted.
  */
 import { parseArgs } from "node:util";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../cluster.js";
 import type { Keyspace } from "../keyspace.js";
+import type { Target } from "./connect.js";
 import { UsageError } from "./errors.js";
 
 /** One option of a command. */
@@ -38,10 +39,18 @@ export const GLOBAL_OPTIONS = {
     value: "<url>",
     description: "Redis URL (redis://, rediss:// for TLS); default $REDIS_URL, else redis://127.0.0.1:6379",
   },
+  cluster: {
+    type: "string",
+    value: "<url,…>",
+    description:
+      "a Redis Cluster: some of its nodes, comma-separated (redis://host:7000,…); default $REDIS_CLUSTER " +
+      "unless --redis is given; implies --hash-tag",
+  },
   json: { type: "boolean", description: "print JSON for scripts instead of tables" },
   "hash-tag": {
     type: "boolean",
-    description: "keys use the {app} cluster layout (only if every program was started that way)",
+    description:
+      "keys use the {app} cluster layout (only if every program was started that way; always on with --cluster)",
   },
   help: { type: "boolean", short: "h", description: "show this help" },
 } as const satisfies Record<string, OptionSpec>;
@@ -54,12 +63,15 @@ export interface CommandContext {
   options: Record<string, string | boolean | string[] | undefined>;
   /** `--json` was given. */
   json: boolean;
-  /** The Redis URL to use. */
-  redisUrl: string;
+  /** Where to connect: one server (`--redis`) or a Redis Cluster (`--cluster`). */
+  target: Target;
   /** The key layout. */
   keys: Keyspace;
-  /** A Redis connection, opened on first use and closed when the command ends. */
-  redis(): Promise<Redis>;
+  /**
+   * A connection to the server or the cluster, opened on first use and closed when the command
+   * ends. On a cluster a multi-key command or a pipeline must keep to one slot (src/cluster.ts).
+   */
+  redis(): Promise<RedisClient>;
   /** Writes one line (or block) to stdout. */
   out(text: string): void;
   /** Writes one line to stderr: notes, warnings, progress. */

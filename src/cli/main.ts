@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
  * The `redactor` command: look at and poke at the apps, inboxes and messages in a Redis server,
- * and run actors. Every command honours `--redis` / `REDIS_URL`, prints tables for people and
- * JSON with `--json`, and exits 0 (done), 1 (failed: see the message) or 2 (bad command line).
+ * and run actors. Every command honours `--redis` / `REDIS_URL` (one server) and `--cluster` /
+ * `REDIS_CLUSTER` (a Redis Cluster), prints tables for people and JSON with `--json`, and exits
+ * 0 (done), 1 (failed: see the message) or 2 (bad command line).
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../cluster.js";
 import { RedactorError } from "../errors.js";
 import { Keyspace } from "../keyspace.js";
 import {
@@ -17,6 +18,7 @@ import {
   commandHelp,
   GLOBAL_OPTIONS,
   groupHelp,
+  type ParsedCommand,
   parseCommand,
   splitWord,
   stringOption,
@@ -29,7 +31,7 @@ import { messageCommand } from "./commands/message.js";
 import { runCommand } from "./commands/run.js";
 import { askCommand, sendCommand } from "./commands/send.js";
 import { tailCommand } from "./commands/tail.js";
-import { closeRedis, connectRedis, resolveRedisUrl } from "./connect.js";
+import { closeRedis, connect, resolveTarget, type Target } from "./connect.js";
 import { ExitCode, UsageError } from "./errors.js";
 
 const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
@@ -134,10 +136,20 @@ function specByName(name: string | undefined): CommandSpec | undefined {
   return undefined;
 }
 
+/** Where the command connects; a bad `--redis` / `--cluster` is a usage error of that command. */
+function targetOf(spec: CommandSpec, parsed: ParsedCommand): Target {
+  try {
+    return resolveTarget({ redis: stringOption(parsed, "redis"), cluster: stringOption(parsed, "cluster") });
+  } catch (err) {
+    if (err instanceof UsageError && err.command === undefined) throw new UsageError(err.message, spec.name);
+    throw err;
+  }
+}
+
 /** Runs the CLI with `argv` (without `node` and the script) and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
-  let redis: Redis | undefined;
-  let opening: Promise<Redis> | undefined;
+  let redis: RedisClient | undefined;
+  let opening: Promise<RedisClient> | undefined;
   try {
     const { spec, rest } = findCommand(argv);
     if (!spec) {
@@ -159,16 +171,17 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       io.out(commandHelp(spec));
       return ExitCode.OK;
     }
-    const redisUrl = resolveRedisUrl(stringOption(parsed, "redis"));
-    const keys = new Keyspace({ hashTag: parsed.options["hash-tag"] === true });
+    const target = targetOf(spec, parsed);
+    // A cluster needs every app's keys in one slot: the hash-tagged layout, as createSystem uses there.
+    const keys = new Keyspace({ hashTag: target.kind === "cluster" || parsed.options["hash-tag"] === true });
     checkAppIds(spec, parsed, keys);
     const ctx: CommandContext = {
       ...parsed,
       json: parsed.options.json === true,
-      redisUrl,
+      target,
       keys,
       redis: () => {
-        opening ??= connectRedis(redisUrl).then((client) => {
+        opening ??= connect(target).then((client) => {
           redis = client;
           return client;
         });

@@ -1,8 +1,8 @@
 /** Shared by the commands that send or run: the `<json>` argument, throw-away app ids, the logger. */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
+import type { RedisClient } from "../cluster.js";
 import type { Keyspace } from "../keyspace.js";
 import { UsageError } from "./errors.js";
 
@@ -61,7 +61,8 @@ export function ephemeralAppId(kind: string): string {
  * Removes the keys of a throw-away app id once its system is shut down, so that `redactor ls`
  * does not fill up with one offline app per CLI invocation.
  */
-export async function forgetApp(redis: Redis, keys: Keyspace, app: string): Promise<void> {
+export async function forgetApp(redis: RedisClient, keys: Keyspace, app: string): Promise<void> {
+  // One DEL: in the cluster layout an app's keys share one slot.
   await redis.del(keys.status(app), keys.inbox(app), keys.outbox(app), keys.processing(app), keys.dead(app));
 }
 

@@ -1,9 +1,12 @@
 /**
  * Read-side views of the keyspace for the CLI: apps, inboxes in the order they will run, leases,
  * dead letters, and where a given message sits. Everything here only reads; the commands that
- * change state (send, dlq retry/purge) write for themselves.
+ * change state (send, dlq retry/purge) write for themselves. Each function works on one server
+ * and on a Redis Cluster alike: SCANs go over every master (src/cluster.ts), and reads that touch
+ * many keys are sent as separate commands (ioredis sends them together) rather than as one
+ * pipeline, which on a cluster would have to stay on one node.
  */
-import type { Redis } from "ioredis";
+import { type RedisClient, scanKeys } from "../cluster.js";
 import { decodeEnvelope } from "../envelope.js";
 import type { Keyspace } from "../keyspace.js";
 import { type AppStatus, ORDERING_CANONICAL, ORDERING_FIELD, readStatus, scanStatuses } from "../presence.js";
@@ -133,7 +136,7 @@ function inBand(score: number): boolean {
 const FOREIGN_READ = 1000;
 
 /** Members of a redactor inbox that a peer scored (outside the canonical band), up to FOREIGN_READ. */
-async function foreignMembers(redis: Redis, key: string): Promise<{ member: string; score: number }[]> {
+async function foreignMembers(redis: RedisClient, key: string): Promise<{ member: string; score: number }[]> {
   const [below, above] = await Promise.all([
     redis.zrangebyscore(key, "-inf", `(${SCORE_BASE}`, "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
     redis.zrangebyscore(key, `(${SCORE_TOP}`, "+inf", "WITHSCORES", "LIMIT", 0, FOREIGN_READ),
@@ -146,7 +149,7 @@ async function foreignMembers(redis: Redis, key: string): Promise<{ member: stri
  * for a member the claim will refuse.
  */
 export async function runPosition(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   member: string,
   score: number,
@@ -180,7 +183,7 @@ export async function runPosition(
  * a priority: that order is shown as it is.
  */
 export async function readInbox(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   app: string,
   ordering: InboxOrdering,
@@ -234,7 +237,7 @@ export interface InFlightEntry {
 
 /** The claimed messages of an app, soonest lease deadline first. */
 export async function readInFlight(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   app: string,
   limit: number,
@@ -242,13 +245,14 @@ export async function readInFlight(
   const key = keys.processing(app);
   const [total, flat] = await Promise.all([redis.zcard(key), redis.zrange(key, 0, limit - 1, "WITHSCORES")]);
   const rows = pairs(flat).map((r) => ({ ...r, message: summarize(r.member) }));
-  const pipeline = redis.pipeline();
-  for (const r of rows) pipeline.hmget(keys.message(r.message.id ?? ""), "status", "attempts", "lease");
-  const hashes = rows.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+  // The hash of a message sent to `app` (message:{app}:<id> in the cluster layout).
+  const hashes = await Promise.all(
+    rows.map((r) => redis.hmget(keys.message(app, r.message.id ?? ""), "status", "attempts", "lease")),
+  );
   return {
     total,
     entries: rows.map((r, i) => {
-      const [status, attempts, lease] = (hashes[i]?.[1] ?? []) as (string | null)[];
+      const [status, attempts, lease] = hashes[i] ?? [];
       return {
         member: r.member,
         leaseDeadlineMs: r.score,
@@ -314,7 +318,7 @@ export function parseDeadEntry(raw: string, score: number): DeadEntry {
 
 /** Dead letters of an app, newest first (or oldest first). */
 export async function readDead(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   app: string,
   limit: number,
@@ -353,19 +357,16 @@ export function stateOf(status: AppStatus | null): string {
   return status.status ?? "?";
 }
 
-/** App ids that have an inbox, leases or dead letters (SCAN, never KEYS). */
-export async function scanQueueApps(redis: Redis, keys: Keyspace): Promise<Set<string>> {
+/** App ids that have an inbox, leases or dead letters (SCAN, never KEYS, on every master of a cluster). */
+export async function scanQueueApps(redis: RedisClient, keys: Keyspace): Promise<Set<string>> {
   const apps = new Set<string>();
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", keys.queuePattern(), "COUNT", 1000);
-    cursor = next;
+  for await (const batch of scanKeys(redis, keys.queuePattern())) {
     for (const key of batch) {
       const found = keys.appFromQueueKey(key);
       // An app that only sent (an outbox alone) has nothing to show here.
       if (found && found.queue !== "outbox") apps.add(found.app);
     }
-  } while (cursor !== "0");
+  }
   return apps;
 }
 
@@ -394,18 +395,21 @@ function rowOf(app: string, presence: AppStatus | null, counts: readonly number[
   };
 }
 
-async function queueCounts(redis: Redis, keys: Keyspace, apps: readonly string[]): Promise<number[][]> {
-  if (apps.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const app of apps) {
-    pipeline.zcard(keys.inbox(app)).zcard(keys.processing(app)).zcard(keys.dead(app));
-  }
-  const results = ((await pipeline.exec()) ?? []).map(([, v]) => Number(v ?? 0));
-  return apps.map((_, i) => results.slice(i * 3, i * 3 + 3));
+async function queueCounts(redis: RedisClient, keys: Keyspace, apps: readonly string[]): Promise<number[][]> {
+  // One ZCARD per key, sent together: the apps' keys are in as many slots as there are apps.
+  return Promise.all(
+    apps.map((app) =>
+      Promise.all([
+        redis.zcard(keys.inbox(app)),
+        redis.zcard(keys.processing(app)),
+        redis.zcard(keys.dead(app)),
+      ]),
+    ),
+  );
 }
 
 /** Every app that has a presence hash or a queue, sorted by id. */
-export async function listApps(redis: Redis, keys: Keyspace): Promise<AppRow[]> {
+export async function listApps(redis: RedisClient, keys: Keyspace): Promise<AppRow[]> {
   const [statuses, queueApps] = await Promise.all([scanStatuses(redis, keys), scanQueueApps(redis, keys)]);
   const byApp = new Map(statuses.map((s) => [s.app, s]));
   const apps = [...new Set([...byApp.keys(), ...queueApps])].sort();
@@ -414,7 +418,7 @@ export async function listApps(redis: Redis, keys: Keyspace): Promise<AppRow[]> 
 }
 
 /** One app's row, or null when it has neither presence nor queues. */
-export async function readApp(redis: Redis, keys: Keyspace, app: string): Promise<AppRow | null> {
+export async function readApp(redis: RedisClient, keys: Keyspace, app: string): Promise<AppRow | null> {
   const [presence, counts] = await Promise.all([
     readStatus(redis, keys, app),
     queueCounts(redis, keys, [app]),
@@ -430,7 +434,7 @@ function idPattern(id: string): string {
 
 /** Members of a sorted set whose text contains `id` (candidates; callers check the parsed id). */
 export async function scanFor(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   id: string,
 ): Promise<{ member: string; score: number }[]> {
@@ -461,7 +465,7 @@ export interface Sighting {
  * outbox of `sender`.
  */
 export async function locateMessage(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   id: string,
   apps: readonly string[],

@@ -23,7 +23,8 @@
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
     canonical score, wire score
 
-  Returns the positions (0-based) of the messages not sent because they are duplicates.
+  Returns the positions (0-based) of the messages not sent because they are duplicates (whose
+  hash TTL starts again).
 ]]
 -- @include enqueue
 
@@ -42,6 +43,9 @@ for i = 1, n do
   -- A duplicate: already waiting, running or done, or earlier in this very batch.
   if seen[id] or (current and duplicate[current]) then
     skipped[#skipped + 1] = i - 1
+    -- A repeat touches the hash (its TTL starts again): a caller that waits for replicas
+    -- (WAIT) after a repeated send then waits for this write, and with it for the message.
+    if current and not seen[id] then redis.call('EXPIRE', KEYS[3 + i], ttl) end
   else
     seen[id] = true
     starts[#starts + 1] = a

@@ -142,3 +142,20 @@ export function useBackendSystems(
     return system;
   };
 }
+
+/**
+ * Backend options for suites that need no replicas (nothing fails over): a cluster of 3 masters
+ * and no replicas, half the processes of the default one.
+ */
+export const MASTERS_ONLY: BackendOptions = { cluster: { replicasPerMaster: 0 } };
+
+/**
+ * The environment that points a fixture process (test/fixtures/worker.ts) at `backend`:
+ * `REDIS_URL` on a server, `REDIS_CLUSTER` (comma-separated node URLs) on a cluster; the other
+ * one is set empty, so that a value inherited from the test run does not send it elsewhere.
+ */
+export function backendEnv(backend: Backend): { REDIS_URL: string; REDIS_CLUSTER: string } {
+  if (backend.cluster) return { REDIS_URL: "", REDIS_CLUSTER: backend.cluster.startupNodes.join(",") };
+  if (backend.server) return { REDIS_URL: backend.server.url, REDIS_CLUSTER: "" };
+  throw new Error(`backendEnv(): backend "${backend.name}" has neither a server nor a cluster`);
+}

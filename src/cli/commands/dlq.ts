@@ -1,5 +1,5 @@
 /** `redactor dlq ls|retry|purge <app>`: the dead letters of an app (`queue:<app>:dead`). */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../cluster.js";
 import type { Keyspace } from "../../keyspace.js";
 import { STATUS } from "../../lifecycle.js";
 import { mailboxConfig } from "../../mailbox.js";
@@ -27,7 +27,7 @@ const NOT_RETRYABLE: Record<string, string> = {
 
 /** Finds the dead letters of `ids`; returns them and the ids with none. */
 async function findByIds(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   app: string,
   ids: readonly string[],
@@ -127,8 +127,10 @@ const retryCommand: CommandSpec = {
       }
       const priority = isPriority(message.priority) ? message.priority : 2;
       const us = message.timestamp === null ? monotonicMicros() : Math.round(message.timestamp * 1e6);
-      const hash = ctx.keys.message(entry.id);
-      // One transaction per dead letter: it leaves the dead set and enters the inbox together.
+      // The hash of a message sent to `app`: in the cluster layout, message:{app}:<id>, in the
+      // slot of the dead set and the inbox.
+      const hash = ctx.keys.message(app, entry.id);
+      // One transaction per dead letter (one slot): it leaves the dead set and enters the inbox together.
       // Two people retrying the same one at once both ZADD the same member, which is harmless.
       const result = await redis
         .multi()

@@ -126,8 +126,8 @@ export const inspectCommand: CommandSpec = {
     const row = await readApp(redis, ctx.keys, app);
     if (!row) {
       throw new CommandFailedError(
-        `no app "${app}" on this server: it has no status:${app} hash and no inbox, leases or dead letters; ` +
-          'check the spelling with "redactor ls"',
+        `no app "${app}" on this ${ctx.target.kind}: it has no ${ctx.keys.status(app)} hash and no inbox, ` +
+          'leases or dead letters; check the spelling with "redactor ls"',
       );
     }
     const ordering = orderingOf(row.presence);

@@ -10,8 +10,9 @@ export const lsCommand: CommandSpec = {
   name: "ls",
   summary: "List apps: presence, last seen, inbox depth, messages in flight, dead letters.",
   description:
-    "Apps are found by SCAN (never KEYS) over status:* presence hashes and queue:* keys, so peers " +
-    "that never announced themselves still appear when they have an inbox. STATUS is online only " +
+    "Apps are found by SCAN (never KEYS; on a cluster, of every master) over status:* presence " +
+    "hashes and queue:* keys, so peers that never announced themselves still appear when they " +
+    "have an inbox. STATUS is online only " +
     "while the app's heartbeat is fresh; 'stale' means it said online but its process stopped " +
     "beating. KIND is 'redactor' for inboxes ordered by the canonical score, 'peer' otherwise.",
   args: [],
@@ -45,7 +46,7 @@ export const lsCommand: CommandSpec = {
       return ExitCode.OK;
     }
     if (rows.length === 0) {
-      ctx.err("no apps found: no status:* hashes and no queue:* keys on this server");
+      ctx.err(`no apps found: no status:* hashes and no queue:* keys on this ${ctx.target.kind}`);
       return ExitCode.OK;
     }
     const now = Date.now();

@@ -1,4 +1,6 @@
 /** `redactor message <id>`: one message's status, where it is, and what happened to it. */
+import { type RedisClient, scanAll } from "../../cluster.js";
+import type { Keyspace } from "../../keyspace.js";
 import { arg, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode } from "../errors.js";
 import { isoTime, preview, priorityName, relativeTime, shortDuration } from "../format.js";
@@ -76,6 +78,27 @@ function history(
   return items;
 }
 
+/**
+ * The key of message `id`'s status hash. In the peers' layout it is `message:<id>` whatever the
+ * recipient. In the cluster layout it is `message:{recipient}:<id>`: with the recipient
+ * (`--app`) it is known; without it, it is found by SCAN of every master for
+ * `message:{*}:<id>`. `key` is then the pattern when none is found; `others` lists further
+ * hashes found (the same id sent to several apps), sorted.
+ */
+async function findHash(
+  redis: RedisClient,
+  keys: Keyspace,
+  id: string,
+  recipient: string | undefined,
+): Promise<{ key: string; others: string[] }> {
+  if (!keys.hashTag || recipient !== undefined) return { key: keys.message(recipient ?? "", id), others: [] };
+  const found = (await scanAll(redis, keys.messagePattern(id)))
+    .filter((key) => keys.appFromMessageKey(key, id) !== null)
+    .sort();
+  const [first, ...others] = found;
+  return { key: first ?? keys.messagePattern(id), others };
+}
+
 /** The `message` command. */
 export const messageCommand: CommandSpec = {
   name: "message",
@@ -85,23 +108,29 @@ export const messageCommand: CommandSpec = {
     "Reads message:<id> (status, sender, recipient, timestamp, type, attempts, lease, error, " +
     "finished_at) and looks for the message itself in the recipient's inbox, lease set and dead " +
     "letters and in the sender's outbox. The hash expires (24 h after its last change by default); " +
-    "without it every app's queues are searched. Exits 1 when the id is found nowhere.",
+    "without it every app's queues are searched. In the cluster layout (--cluster, --hash-tag) the " +
+    "hash is message:{recipient}:<id>: give the recipient with --app, or it is found by SCAN of " +
+    "every master. Exits 1 when the id is found nowhere.",
   args: [{ name: "id", description: "the message id" }],
   options: {
     app: {
       type: "string",
       value: "<app>",
-      description: "search this app's queues (when the hash has expired)",
+      description:
+        "the recipient: read its message:{app}:<id> hash without a SCAN (cluster layout), search its queues",
     },
   },
   examples: ["redactor message 5f0c2d1e-…", "redactor message 5f0c2d1e-… --json | jq .status"],
   async run(ctx) {
     const id = arg(ctx, "id");
     const redis = await ctx.redis();
-    const key = ctx.keys.message(id);
+    const appOption = stringOption(ctx, "app");
+    const { key, others } = await findHash(redis, ctx.keys, id, appOption);
     const [fields, ttl] = await Promise.all([redis.hgetall(key), redis.ttl(key)]);
     const known = Object.keys(fields).length > 0;
-    const appOption = stringOption(ctx, "app");
+    for (const other of others) {
+      ctx.err(`note: message ${id} has another hash, ${other}: the id was sent to more than one app`);
+    }
     const apps = appOption
       ? [appOption]
       : fields.recipient

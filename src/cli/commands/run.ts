@@ -7,12 +7,13 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { ActorDefinition } from "../../actor.js";
+import { type ActorDefinition, isFamilyDefinition } from "../../actor.js";
 import { RedactorError, RedisUnavailableError } from "../../errors.js";
 import type { MetricsServer } from "../../metrics.js";
 import { type ChildSpec, isSupervisorSpec, type SupervisorSpec, supervisor } from "../../supervisor.js";
 import type { ActorSystem } from "../../system.js";
 import { arg, type CommandSpec, listOption, stringOption } from "../command.js";
+import { systemConnection } from "../connect.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { cliLogger, ephemeralAppId, forgetApp } from "../payload.js";
 
@@ -49,8 +50,10 @@ function specsIn(value: unknown): ChildSpec[] {
   return [];
 }
 
+/** The ids of the actors a spec starts (an actor family has no single id: none). */
 function actorIdsUnder(spec: ChildSpec): string[] {
-  return isSupervisorSpec(spec) ? spec.children.flatMap(actorIdsUnder) : [spec.id];
+  if (isSupervisorSpec(spec)) return spec.children.flatMap(actorIdsUnder);
+  return isFamilyDefinition(spec) ? [] : [spec.id];
 }
 
 /**
@@ -79,7 +82,10 @@ export function specsFromModule(namespace: Record<string, unknown>, names: reado
     .flatMap(([, value]) => specsIn(value));
   const supervised = new Set(named.filter(isSupervisorSpec).flatMap(actorIdsUnder));
   const unique = new Map<ChildSpec, true>();
-  for (const spec of named) if (isSupervisorSpec(spec) || !supervised.has(spec.id)) unique.set(spec, true);
+  for (const spec of named) {
+    if (isSupervisorSpec(spec) || isFamilyDefinition(spec) || !supervised.has(spec.id))
+      unique.set(spec, true);
+  }
   return [...unique.keys()];
 }
 
@@ -193,7 +199,7 @@ export const runCommand: CommandSpec = {
     try {
       system = await createSystem({
         appId,
-        redis: ctx.redisUrl,
+        ...systemConnection(ctx.target),
         keyspace: { hashTag: ctx.keys.hashTag },
         // Logs go to stderr like every other CLI note, so stdout carries only --json events.
         logger: cliLogger(process.env.REDACTOR_LOG_LEVEL ?? "info"),

@@ -1,6 +1,6 @@
 /** `redactor send` and `redactor ask`: put a message in an app's inbox, optionally wait for the reply. */
-import type { Redis } from "ioredis";
 import { RedisClock } from "../../clock.js";
+import type { RedisClient } from "../../cluster.js";
 import type { Envelope } from "../../envelope.js";
 import { createEnvelope, newMessageId } from "../../envelope.js";
 import {
@@ -15,6 +15,7 @@ import { readStatus } from "../../presence.js";
 import { Priority } from "../../priority.js";
 import type { ActorSystem } from "../../system.js";
 import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
+import { systemConnection } from "../connect.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { parseDuration, parsePriority, priorityName } from "../format.js";
 import { cliLogger, ephemeralAppId, fieldAt, forgetApp, readPayload } from "../payload.js";
@@ -117,7 +118,7 @@ export const sendCommand: CommandSpec = {
       throw err;
     }
     if ((await mailbox.send([encoded])).length > 0) {
-      const status = await redis.hget(ctx.keys.message(id), "status");
+      const status = await redis.hget(ctx.keys.message(app, id), "status");
       throw new CommandFailedError(
         `not sent: message ${id} is already ${status ?? "known"}, and an id runs at most once; ` +
           "leave out --id to send a new message",
@@ -136,14 +137,14 @@ export const sendCommand: CommandSpec = {
 
 /** What became of a request that got no reply, from its message hash, and what to do about it. */
 async function requestFate(
-  redis: Redis,
+  redis: RedisClient,
   ctx: CommandContext,
   id: string,
   app: string,
   type: string,
   matching: boolean,
 ): Promise<string> {
-  const [status, error] = await redis.hmget(ctx.keys.message(id), "status", "error");
+  const [status, error] = await redis.hmget(ctx.keys.message(app, id), "status", "error");
   switch (status) {
     case "failed":
       return `the request failed (${error ?? "no error recorded"}); see "redactor dlq ls ${app}"`;
@@ -217,7 +218,7 @@ export const askCommand: CommandSpec = {
     try {
       system = await createSystem({
         appId,
-        redis: ctx.redisUrl,
+        ...systemConnection(ctx.target),
         keyspace: { hashTag: ctx.keys.hashTag },
         logger: cliLogger(),
       });

@@ -3,23 +3,22 @@
  * changes. Sends are seen on pub/sub (every send publishes `new_message:<id>` on
  * `channel:<recipient>`); status changes are seen through keyspace notifications when the
  * server has them on, else by polling the hashes of the messages seen being sent.
+ *
+ * In the cluster layout (`--cluster`, `--hash-tag`) a redactor sender wakes a redactor recipient
+ * on its sharded channel `redactor:wake:{app}` instead, which cannot be pattern-subscribed: tail
+ * SSUBSCRIBEs the wake channels of the apps it follows (of every app found by SCAN, rescanned
+ * every few seconds, when it follows them all), and reads the outboxes of the apps it follows
+ * for what they send to the others. On a cluster keyspace notifications are node-local, so
+ * status changes are always polled there.
  */
-import type { Redis } from "ioredis";
+import { isCluster, type RedisClient, scanAll } from "../../cluster.js";
 import { decodeEnvelope } from "../../envelope.js";
 import type { Keyspace } from "../../keyspace.js";
 import { type CommandContext, type CommandSpec, stringOption } from "../command.js";
-import { closeRedis, connectRedis } from "../connect.js";
+import { closeRedis, connect, describeTarget } from "../connect.js";
 import { ExitCode } from "../errors.js";
-import {
-  clockTime,
-  parseCount,
-  parseDuration,
-  preview,
-  priorityName,
-  redactUrl,
-  shortDuration,
-} from "../format.js";
-import { type MessageSummary, summarize } from "../queues.js";
+import { clockTime, parseCount, parseDuration, preview, priorityName, shortDuration } from "../format.js";
+import { type MessageSummary, scanQueueApps, summarize } from "../queues.js";
 
 /** One line of the stream; `--json` prints these as NDJSON. */
 export type TailEvent =
@@ -78,8 +77,18 @@ const HASH_RETRIES_MS = [10, 40, 150];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** True when the server sends keyspace events for hash commands. */
-async function keyspaceEventsOn(redis: Redis): Promise<boolean> {
+/**
+ * How often, in the cluster layout with no app named, tail looks for new apps whose sharded
+ * wake-up channels it should subscribe to, ms.
+ */
+const DISCOVER_MS = 5000;
+
+/**
+ * True when the server sends keyspace events for hash commands. Never on a cluster: each node
+ * notifies only its own keys, to its own subscribers.
+ */
+async function keyspaceEventsOn(redis: RedisClient): Promise<boolean> {
+  if (isCluster(redis)) return false;
   try {
     const reply = (await redis.config("GET", "notify-keyspace-events")) as string[];
     const flags = reply[1] ?? "";
@@ -148,10 +157,12 @@ class Tail {
   private closed = false;
   /** Sends older than this (Unix seconds, with a second of slack) happened before tail started. */
   private readonly startedAt = Date.now() / 1000 - 1;
+  /** Sharded layout, poll mode: the outbox score (send time, s) read up to, per followed app. */
+  private readonly outboxRead = new Map<string, number>();
   emitted = 0;
 
   constructor(
-    private readonly cmd: Redis,
+    private readonly cmd: RedisClient,
     private readonly keys: Keyspace,
     private readonly filter: Set<string> | null,
     private readonly withPayload: boolean,
@@ -182,9 +193,10 @@ class Tail {
     await Promise.race([this.chain, sleep(500)]);
   }
 
-  private async readHash(id: string): Promise<HashView> {
-    const [status, sender, recipient, type, timestamp, error, finishedAt] = await this.cmd.hmget(
-      this.keys.message(id),
+  /** Reads the hash of message `id` sent to `recipient` (whose slot holds it in the cluster layout). */
+  private async readHash(recipient: string, id: string): Promise<HashView> {
+    const [status, sender, hashRecipient, type, timestamp, error, finishedAt] = await this.cmd.hmget(
+      this.keys.message(recipient, id),
       "status",
       "sender",
       "recipient",
@@ -196,7 +208,7 @@ class Tail {
     return {
       status: status ?? null,
       sender: sender ?? null,
-      recipient: recipient ?? null,
+      recipient: hashRecipient ?? null,
       type: type ?? null,
       timestamp: timestamp ?? null,
       error: error ?? null,
@@ -233,15 +245,18 @@ class Tail {
     });
   }
 
-  /** Poll mode: `new_message:<id>` arrived on `channel`. */
-  async onNewMessage(channel: string, id: string): Promise<void> {
-    let hash = await this.readHash(id);
+  /**
+   * Poll mode: `new_message:<id>` arrived on the wake-up channel of `channelApp` (`channel:<app>`,
+   * or `redactor:wake:{app}` in the cluster layout).
+   */
+  async onNewMessage(channelApp: string, id: string): Promise<void> {
+    let hash = await this.readHash(channelApp, id);
     for (const wait of HASH_RETRIES_MS) {
       if (hash.sender !== null) break;
       await sleep(wait);
-      hash = await this.readHash(id);
+      hash = await this.readHash(channelApp, id);
     }
-    const recipient = hash.recipient ?? this.keys.appFromChannel(channel) ?? "?";
+    const recipient = hash.recipient ?? channelApp;
     if (!this.wanted(hash.sender, recipient)) return;
     const batch = await this.batchOf(id, hash.sender, recipient, hash.timestamp);
     for (const sibling of batch) {
@@ -356,13 +371,40 @@ class Tail {
   }
 
   /**
-   * Notification mode: `message:<id>` was written. The status is read now, so it may be later
-   * than the write that was notified; repeated statuses are reported once. The first write of
-   * a message sent since tail started is its send (this sees every message of a batch, and a
-   * peer's send even before its PUBLISH); a message first seen later is reported by status only.
+   * Sharded layout, poll mode: what the followed apps sent since the last look, from their
+   * outboxes (scored by send time). A send to an app tail does not follow wakes it on that app's
+   * sharded channel only, which tail is not subscribed to; the sender's outbox copy shows it.
+   * A sender that keeps no outbox (outboxCap 0, a peer) is seen only through its recipients.
    */
-  async onHashChanged(id: string): Promise<void> {
-    const hash = await this.readHash(id);
+  async pollOutboxes(): Promise<void> {
+    if (!this.filter || this.cmd.status !== "ready") return;
+    await Promise.all(
+      [...this.filter].map(async (app) => {
+        const from = Math.max(this.startedAt, this.outboxRead.get(app) ?? 0);
+        const flat = await this.cmd.zrangebyscore(this.keys.outbox(app), String(from), "+inf", "WITHSCORES");
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const message = summarize(flat[i] as string);
+          this.outboxRead.set(app, Math.max(this.outboxRead.get(app) ?? 0, Number(flat[i + 1])));
+          const { id, recipient } = message;
+          if (id === null || recipient === null || this.reported.has(id)) continue;
+          const hash = await this.readHash(recipient, id);
+          if (this.reported.has(id)) continue;
+          this.reportSent(id, hash, message, recipient);
+          this.watch(id, hash, recipient);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Notification mode: the hash of message `id` sent to `recipient` was written. The status is
+   * read now, so it may be later than the write that was notified; repeated statuses are
+   * reported once. The first write of a message sent since tail started is its send (this sees
+   * every message of a batch, and a peer's send even before its PUBLISH); a message first seen
+   * later is reported by status only.
+   */
+  async onHashChanged(recipient: string, id: string): Promise<void> {
+    const hash = await this.readHash(recipient, id);
     if (hash.status === null || !this.wanted(hash.sender, hash.recipient)) return;
     const ts = hash.timestamp === null ? null : Number(hash.timestamp);
     if (!this.lastStatus.has(id) && ts !== null && ts >= this.startedAt) {
@@ -389,20 +431,25 @@ class Tail {
     this.bounded(this.lastStatus, id);
   }
 
-  /** Poll mode: one round of HMGETs over the messages seen being sent. */
+  /**
+   * Poll mode: one round of HMGETs over the messages seen being sent, sent together (not as a
+   * pipeline: on a cluster the hashes live on every master).
+   */
   async poll(): Promise<void> {
     if (this.polling || this.watched.size === 0 || this.cmd.status !== "ready") return;
     this.polling = true;
     try {
       const now = Date.now();
-      const ids = [...this.watched.keys()];
-      const pipeline = this.cmd.pipeline();
-      for (const id of ids) pipeline.hmget(this.keys.message(id), "status", "error", "finished_at");
-      const results = (await pipeline.exec()) ?? [];
-      ids.forEach((id, i) => {
+      const watched = [...this.watched];
+      const results = await Promise.all(
+        watched.map(([id, w]) =>
+          this.cmd.hmget(this.keys.message(w.recipient ?? "", id), "status", "error", "finished_at"),
+        ),
+      );
+      watched.forEach(([id], i) => {
         const w = this.watched.get(id);
         if (!w) return;
-        const [status, error, finishedAt] = (results[i]?.[1] ?? []) as (string | null)[];
+        const [status, error, finishedAt] = results[i] ?? [];
         if (!status || now - w.since > WATCH_FOR_MS) {
           this.watched.delete(id); // expired, deleted, or never finishing: stop asking
           return;
@@ -428,7 +475,11 @@ export const tailCommand: CommandSpec = {
     "timeout) come from keyspace notifications when the server has them on " +
     "(notify-keyspace-events containing K and h), otherwise from polling the messages seen being " +
     "sent. A peer's bare ZADD publishes nothing, so it is only seen once its status changes, and " +
-    "only with notifications. Lines are NDJSON with --json.",
+    "only with notifications. In the cluster layout (--cluster, --hash-tag) redactor apps wake each " +
+    "other on sharded channels (redactor:wake:{app}): tail subscribes to those of the apps named " +
+    "(of every app found, looked for again every 5 s, when none is named) and reads the named apps' " +
+    "outboxes for what they send to others. On a cluster status changes are always polled. Lines " +
+    "are NDJSON with --json.",
   args: [
     {
       name: "app",
@@ -460,11 +511,13 @@ export const tailCommand: CommandSpec = {
     const maxEvents = countText === undefined ? Number.POSITIVE_INFINITY : parseCount(countText, "--count");
     const withPayload = ctx.options.payload === true;
 
-    const cmd = await connectRedis(ctx.redisUrl, { reconnect: true });
-    const sub = await connectRedis(ctx.redisUrl, { reconnect: true }).catch(async (err) => {
-      await closeRedis(cmd);
-      throw err;
-    });
+    const cmd = await connect(ctx.target, { reconnect: true });
+    const sub = await connect(ctx.target, { reconnect: true, sharded: ctx.keys.sharded }).catch(
+      async (err) => {
+        await closeRedis(cmd);
+        throw err;
+      },
+    );
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => {
       stop = resolve;
@@ -484,20 +537,41 @@ export const tailCommand: CommandSpec = {
       },
       ctx.err,
     );
-    const db = cmd.options.db ?? 0;
-    const keyspacePrefix = `__keyspace@${db}__:${ctx.keys.messagePrefix()}`;
+    const db = isCluster(cmd) ? 0 : (cmd.options.db ?? 0);
+    const keyspacePrefix = `__keyspace@${db}__:`;
     const broadcast = ctx.keys.broadcastChannel();
 
     sub.on("pmessage", (_pattern: string, channel: string, text: string) => {
       if (channel === broadcast) tail.onBroadcast(text);
       else if (channel.startsWith(keyspacePrefix)) {
-        if (text === "hset") tail.enqueue(() => tail.onHashChanged(channel.slice(keyspacePrefix.length)));
+        const found = text === "hset" ? messageOfKey(ctx.keys, channel.slice(keyspacePrefix.length)) : null;
+        if (found) tail.enqueue(() => tail.onHashChanged(found.recipient, found.id));
       } else if (!tail.notifications && text.startsWith("new_message:")) {
         // With notifications on, the hash writes already report every send.
+        const app = ctx.keys.appFromChannel(channel);
         const id = text.slice("new_message:".length);
-        tail.enqueue(() => tail.onNewMessage(channel, id));
+        if (app !== null) tail.enqueue(() => tail.onNewMessage(app, id));
       }
     });
+    // Cluster layout: redactor-to-redactor wake-ups on the recipients' sharded channels.
+    const wakeApps = new Map<string, string>();
+    sub.on("smessage", (channel: string, text: string) => {
+      const app = wakeApps.get(channel);
+      if (app === undefined || !text.startsWith("new_message:")) return;
+      const id = text.slice("new_message:".length);
+      tail.enqueue(() => tail.onNewMessage(app, id));
+    });
+    const followWakeChannels = async (toFollow: Iterable<string>): Promise<void> => {
+      const fresh: string[] = [];
+      for (const app of toFollow) {
+        const channel = ctx.keys.wakeChannel(app);
+        if (channel === null || wakeApps.has(channel)) continue;
+        wakeApps.set(channel, app);
+        fresh.push(channel);
+      }
+      // One SSUBSCRIBE per channel: each is in its own app's slot.
+      await Promise.all(fresh.map((channel) => sub.ssubscribe(channel)));
+    };
     let lost = false;
     sub.on("reconnecting", () => {
       if (!lost) ctx.err("tail: connection to Redis lost; reconnecting …");
@@ -509,20 +583,48 @@ export const tailCommand: CommandSpec = {
     });
 
     const patterns = [`${ctx.keys.channel("")}*`];
-    if (notifications) patterns.push(`${keyspacePrefix}*`);
+    if (notifications) patterns.push(`${keyspacePrefix}${ctx.keys.message("*", "*")}`);
     await sub.psubscribe(...patterns);
-    const timer = notifications ? undefined : setInterval(() => tail.enqueue(() => tail.poll()), intervalMs);
+    // Sharded wake-ups are seen only by subscribing to each app's channel: those of the apps
+    // named, else of every app there is, looked for again every DISCOVER_MS.
+    const sharded = ctx.keys.sharded && !notifications;
+    let discovering = false;
+    const discover = async () => {
+      if (discovering || cmd.status !== "ready") return;
+      discovering = true;
+      try {
+        await followWakeChannels(await knownApps(cmd, ctx.keys));
+      } catch (err) {
+        ctx.err(`tail: cannot look for new apps: ${(err as Error).message}`);
+      } finally {
+        discovering = false;
+      }
+    };
+    let discoverTimer: NodeJS.Timeout | undefined;
+    if (sharded && apps.length > 0) await followWakeChannels(apps);
+    else if (sharded) {
+      await discover();
+      discoverTimer = setInterval(() => void discover(), DISCOVER_MS);
+    }
+    const timer = notifications
+      ? undefined
+      : setInterval(() => {
+          if (sharded) tail.enqueue(() => tail.pollOutboxes());
+          tail.enqueue(() => tail.poll());
+        }, intervalMs);
     const onSignal = () => stop();
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     ctx.err(
-      `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"} on ${redactUrl(ctx.redisUrl)} ` +
-        `(status changes by ${notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}); Ctrl-C to stop`,
+      `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"} on ${describeTarget(ctx.target)} ` +
+        `(status changes by ${notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}` +
+        `${sharded ? "; redactor wake-ups on the apps' sharded channels" : ""}); Ctrl-C to stop`,
     );
     try {
       await stopped;
     } finally {
       clearInterval(timer);
+      clearInterval(discoverTimer);
       await tail.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
@@ -532,3 +634,34 @@ export const tailCommand: CommandSpec = {
     return ExitCode.OK;
   },
 };
+
+/**
+ * The recipient and id of a message hash key (`message:<id>`, or `message:{app}:<id>` in the
+ * cluster layout), or null when `key` is not one. The peers' layout does not name the recipient:
+ * it is then "" (any app: the key is the same).
+ */
+export function messageOfKey(keys: Keyspace, key: string): { recipient: string; id: string } | null {
+  if (!keys.hashTag) {
+    const prefix = keys.messagePrefix("");
+    return key.startsWith(prefix) && key.length > prefix.length
+      ? { recipient: "", id: key.slice(prefix.length) }
+      : null;
+  }
+  // An app id has no braces in this layout, so the first "}:" ends it.
+  const open = "message:{";
+  const close = key.indexOf("}:", open.length);
+  if (!key.startsWith(open) || close < 0) return null;
+  const recipient = key.slice(open.length, close);
+  const id = key.slice(close + 2);
+  return id !== "" && keys.message(recipient, id) === key ? { recipient, id } : null;
+}
+
+/** Every app with a presence hash or an inbox, leases or dead letters (SCAN of every master). */
+async function knownApps(redis: RedisClient, keys: Keyspace): Promise<Set<string>> {
+  const [statusKeys, queueApps] = await Promise.all([
+    scanAll(redis, keys.statusPattern()),
+    scanQueueApps(redis, keys),
+  ]);
+  for (const key of statusKeys) queueApps.add(keys.appFromStatusKey(key));
+  return queueApps;
+}
