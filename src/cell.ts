@@ -312,7 +312,7 @@ export class ActorCell implements Wakeable {
         this.again = false;
         await this.runBroadcasts();
         let more = true;
-        while (more && this.state === "running" && !crash) {
+        while (more && this.state === "running" && !crash && !this.fenced) {
           const size = Math.max(1, this.definition.claimBatch ?? this.host.claimBatch);
           const sentAt = performance.now();
           this.claiming = true;
@@ -339,7 +339,7 @@ export class ActorCell implements Wakeable {
           this.batch = result.claimed;
           let preempted = false;
           for (this.position = 0; this.position < this.batch.length; this.position++) {
-            if (this.state !== "running" || crash) break;
+            if (this.state !== "running" || crash || this.fenced) break;
             const next = this.batch[this.position] as ClaimedMessage;
             // Never start a message whose lease may be lost: renew when renewal is due (a
             // synchronous handler keeps the renewal timer from firing), skip what is not held.
@@ -491,7 +491,7 @@ export class ActorCell implements Wakeable {
     const sentAt = performance.now();
     let outcomes: RecordOutcome[];
     try {
-      outcomes = await this.host.mailbox.extend(this.id, this.token, held);
+      outcomes = await this.host.mailbox.extend(this.id, this.token, held, this.owner);
     } catch (err) {
       this.log.warn(
         { err },
@@ -500,6 +500,8 @@ export class ActorCell implements Wakeable {
       return;
     }
     this.renewedAt = sentAt;
+    // Another process owns the actor now: nothing more of the batch starts here.
+    if (outcomes.includes("not-owner")) this.fenced = true;
     for (const [i, outcome] of outcomes.entries()) {
       const message = held[i] as ClaimedMessage;
       if (outcome !== "written") this.leaseLost(message, outcome, "extend");

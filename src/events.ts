@@ -36,7 +36,7 @@ export interface SystemEvents {
   "lease.lost": {
     actor: string;
     id: string;
-    reason: "gone" | "lease-lost" | "wrong-status" | "not-held";
+    reason: "gone" | "lease-lost" | "wrong-status" | "not-held" | "not-owner";
     during: "start" | "extend" | "finish";
   };
   /** An ask got its reply; `id` is the request's id. */

@@ -54,8 +54,8 @@ export interface FamilyHost {
   ): Promise<ActorCell>;
   /** Takes a cell out of service (no wake-ups, presence offline unless served elsewhere). */
   retireCell(cell: ActorCell, reason: string): Promise<void>;
-  /** Returns to an inbox what a dead process held. */
-  recoverFrom(app: string): Promise<void>;
+  /** Returns to an inbox what the process it was taken over from (`previous`) held. */
+  recoverFrom(app: string, previous: string): Promise<void>;
 }
 
 /** How often the backstop SCAN of a family's inboxes runs, ms (a peer's bare ZADD with no PUBLISH). */
@@ -201,7 +201,7 @@ export class FamilyPool implements Child {
         if (owner === null) await activations.release(app);
         return;
       }
-      if (previous !== "") await this.host.recoverFrom(app);
+      if (previous !== "") await this.host.recoverFrom(app, previous);
       const definition: ActorDefinition = {
         ...this.definition,
         kind: "actor",

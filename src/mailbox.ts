@@ -98,7 +98,9 @@ export type RecordOutcome =
   /** The lease matches but the message is not in the claimed status. */
   | "wrong-status"
   /** The lease matches but the member is no longer in the processing set. */
-  | "not-held";
+  | "not-held"
+  /** Another process owns the actor now (single activation): nothing of its batch is ours. */
+  | "not-owner";
 
 /** The scripts' outcome codes. */
 const OUTCOME: Readonly<Record<number, RecordOutcome>> = {
@@ -107,6 +109,7 @@ const OUTCOME: Readonly<Record<number, RecordOutcome>> = {
   [-2]: "lease-lost",
   [-3]: "wrong-status",
   [-4]: "not-held",
+  [-5]: "not-owner",
 };
 
 /** Maps one script outcome code; an unknown code is a bug in a script, reported as such. */
@@ -484,17 +487,22 @@ export class Mailbox {
 
   /**
    * Extends the leases of messages held under `token`; returns, per message, "written" when it
-   * is still held (and now leased for another `leaseMs`), else why it is not.
+   * is still held (and now leased for another `leaseMs`), else why it is not. With `owner`
+   * (single activation: this process's node id) nothing is extended unless the actor's
+   * activation key names it ("not-owner" for every message).
    */
   async extend(
     app: string,
     token: string,
     held: readonly { id: string; member: Buffer }[],
+    owner = "",
   ): Promise<RecordOutcome[]> {
     if (held.length === 0) return [];
-    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(app), token, this.config.leaseMs];
+    const keys = [this.keys.processing(app)];
+    if (owner !== "") keys.push(this.keys.activation(app));
+    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(app), token, this.config.leaseMs, owner];
     for (const h of held) args.push(h.id, h.member);
-    return ((await this.scripts.run("extend", [this.keys.processing(app)], args)) as number[]).map(outcome);
+    return ((await this.scripts.run("extend", keys, args)) as number[]).map(outcome);
   }
 
   /**
@@ -503,9 +511,10 @@ export class Mailbox {
    * definition: its leases are never taken for a dead holder's. On one server the script reads
    * the holders' heartbeat keys itself; on a cluster (those keys live in other slots) it names
    * the holders it saw, their heartbeat keys are read here, and a second call returns the
-   * messages of those found dead.
+   * messages of those found dead. The leases of `dead` (a previous owner this process took the
+   * actor over from) are taken back whatever their heartbeat says.
    */
-  async recover(app: string, selfNode: string): Promise<number> {
+  async recover(app: string, selfNode: string, dead: readonly string[] = []): Promise<number> {
     const call = async (judged: string) => {
       const [released, unknown] = (await this.scripts.run(
         "recover",
@@ -521,6 +530,9 @@ export class Mailbox {
       )) as [number, string[]];
       return { released: Number(released), unknown: unknown.map(String) };
     };
+    // Nodes known dead (a previous owner taken over from) lose their leases whatever their
+    // heartbeat says now: a frozen owner may have resumed and beaten again meanwhile.
+    if (dead.length > 0) return (await call(JSON.stringify(dead))).released + (await this.recover(app, selfNode));
     if (!this.crossSlotSplit) return (await call("")).released;
     const first = await call("[]");
     if (first.unknown.length === 0) return first.released;
@@ -528,8 +540,8 @@ export class Mailbox {
       this.redis,
       first.unknown.map((node) => this.keys.heartbeat(node)),
     );
-    const dead = first.unknown.filter((_, i) => !alive[i]);
-    if (dead.length === 0) return first.released;
-    return first.released + (await call(JSON.stringify(dead))).released;
+    const found = first.unknown.filter((_, i) => !alive[i]);
+    if (found.length === 0) return first.released;
+    return first.released + (await call(JSON.stringify(found))).released;
   }
 }

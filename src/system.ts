@@ -735,9 +735,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     );
   }
 
-  /** Returns to `app`'s inbox what a dead process held (after a takeover). */
-  async recoverFrom(app: string): Promise<void> {
-    await this.mailbox.recover(app, this.nodeId).catch(() => {
+  /** Returns to `app`'s inbox what the process it was taken over from (`previous`) held. */
+  async recoverFrom(app: string, previous: string): Promise<void> {
+    await this.mailbox.recover(app, this.nodeId, [previous]).catch(() => {
       // The sweep does it within sweepMs.
     });
   }
@@ -963,7 +963,10 @@ class ActorChild implements Child {
           this.standBy(owner);
           return;
         }
-        if (previous !== "") this.system.events.emit("actor.activated", { actor: this.id, previous });
+        if (previous !== "") {
+          this.system.events.emit("actor.activated", { actor: this.id, previous });
+          await this.system.recoverFrom(this.id, previous);
+        }
       }
       this.cell = await this.startOwnedCell();
     } finally {
@@ -1059,7 +1062,7 @@ class ActorChild implements Child {
     this.system.log.info({ actor: this.id, previous }, "took the actor over");
     this.system.events.emit("actor.activated", { actor: this.id, previous });
     // What the previous owner held comes back now, not at the next sweep.
-    if (previous !== "") await this.system.recoverFrom(this.id);
+    if (previous !== "") await this.system.recoverFrom(this.id, previous);
     this.starting = true;
     try {
       this.cell = await this.startOwnedCell();

@@ -1,6 +1,7 @@
 /** Every scenario, in the order of the table (and of a full run). */
 import type { AnyScenario } from "../model.js";
 import { ask } from "./ask.js";
+import { cluster } from "./cluster.js";
 import { drain } from "./drain.js";
 import { idle } from "./idle.js";
 import { live } from "./live.js";
@@ -10,7 +11,17 @@ import { send } from "./send.js";
 import { wakeup } from "./wakeup.js";
 
 /** The scenarios by name. */
-export const SCENARIOS: readonly AnyScenario[] = [drain, live, send, ask, idle, wakeup, priority, memory];
+export const SCENARIOS: readonly AnyScenario[] = [
+  drain,
+  live,
+  send,
+  ask,
+  idle,
+  wakeup,
+  priority,
+  memory,
+  cluster,
+];
 
 /** Looks a scenario up by name; throws listing the names when it is unknown. */
 export function scenarioNamed(name: string): AnyScenario {

@@ -5,10 +5,13 @@
   Never refused over maxmemory (its first write is a ZREM).
 
   KEYS[1]  queue:<app>:processing
+  KEYS[2]  activation:<app>, when ARGV[4] is not '' (single activation)
 
   ARGV[1]  message hash key prefix ("message:")
   ARGV[2]  lease token of the holder
   ARGV[3]  new lease length, ms from now (Redis' clock)
+  ARGV[4]  the caller's node id when the actor has a single activation ('' = shared): unless
+           KEYS[2] names it, nothing is extended and every pair gets -5
   then pairs: id, member
 
   Returns, per pair, an outcome code (src/mailbox.ts, OUTCOME):
@@ -16,11 +19,17 @@
     -1  gone: message:<id> no longer exists
     -2  lease lost: another consumer (or none) holds it now
     -4  not held: the lease names the caller but the member is no longer in processing
+    -5  not the owner: another process owns the actor now (single activation); a process that
+        froze and resumed starts nothing more of its claimed batch
 ]]
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 local results = {}
-for i = 4, #ARGV, 2 do
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
+  for i = 5, #ARGV, 2 do results[#results + 1] = -5 end
+  return results
+end
+for i = 5, #ARGV, 2 do
   local lease = redis.call('HGET', ARGV[1] .. ARGV[i], 'lease')
   local code
   if lease == false then
