@@ -500,7 +500,12 @@ export class Mailbox {
     if (held.length === 0) return [];
     const keys = [this.keys.processing(app)];
     if (owner !== "") keys.push(this.keys.activation(app));
-    const args: (string | number | Buffer)[] = [this.keys.messagePrefix(app), token, this.config.leaseMs, owner];
+    const args: (string | number | Buffer)[] = [
+      this.keys.messagePrefix(app),
+      token,
+      this.config.leaseMs,
+      owner,
+    ];
     for (const h of held) args.push(h.id, h.member);
     return ((await this.scripts.run("extend", keys, args)) as number[]).map(outcome);
   }
@@ -532,7 +537,8 @@ export class Mailbox {
     };
     // Nodes known dead (a previous owner taken over from) lose their leases whatever their
     // heartbeat says now: a frozen owner may have resumed and beaten again meanwhile.
-    if (dead.length > 0) return (await call(JSON.stringify(dead))).released + (await this.recover(app, selfNode));
+    if (dead.length > 0)
+      return (await call(JSON.stringify(dead))).released + (await this.recover(app, selfNode));
     if (!this.crossSlotSplit) return (await call("")).released;
     const first = await call("[]");
     if (first.unknown.length === 0) return first.released;
