@@ -27,7 +27,8 @@ async function commandCalls(name: string): Promise<number> {
   return match ? Number(match[1]) : 0;
 }
 
-const idle = (id: string) => defineActor({ id, handlers: {} });
+// Shared: these tests are about several processes serving one app id at once.
+const idle = (id: string) => defineActor({ id, activation: "shared", handlers: {} });
 
 describe("presence repair", () => {
   it("comes back within a heartbeat after FLUSHALL, DEL and a wrong status, without a reconnect", async () => {
@@ -84,6 +85,7 @@ describe("presence repair", () => {
       REDIS_URL: redis().url,
       APP_ID: uniqueId("shared-worker"),
       ACTOR_ID: actor,
+      ACTIVATION: "shared",
       RUNS_FILE: join(dir, "unused.jsonl"),
     });
     const a = await newSystem();

@@ -349,6 +349,15 @@ export interface AppRow {
   presence: AppStatus | null;
 }
 
+/**
+ * The live redactor processes that host an app, for people: their node ids
+ * (`<appId>@<host>:<pid>:<n>`), `-` when none (a peer, or offline).
+ */
+export function hostsOf(row: AppRow): string {
+  const nodes = row.presence?.nodes ?? [];
+  return nodes.length === 0 ? "-" : nodes.join(", ");
+}
+
 /** The presence word shown for an app. */
 export function stateOf(status: AppStatus | null): string {
   if (!status) return "-";

@@ -5,6 +5,7 @@ import { parseCount, preview, priorityName, relativeTime, shortDuration } from "
 import {
   type DeadEntry,
   deadlineMs,
+  hostsOf,
   type InboxEntry,
   type InFlightEntry,
   orderingOf,
@@ -143,6 +144,7 @@ export const inspectCommand: CommandSpec = {
           {
             app,
             status: row.state,
+            hosts: row.presence?.nodes ?? [],
             kind: row.kind,
             lastSeen: row.lastSeen,
             ordering,
@@ -166,6 +168,7 @@ export const inspectCommand: CommandSpec = {
           `${row.state}${row.state === "online" && row.presence?.heartbeat === "alive" ? " (heartbeat alive)" : ""}`,
         ],
         ["last seen", relativeTime(row.lastSeen === null ? null : row.lastSeen * 1000, now)],
+        ["hosted by", hostsOf(row)],
         [
           "order",
           ordering === "canonical"

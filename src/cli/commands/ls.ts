@@ -2,7 +2,7 @@
 import type { CommandSpec } from "../command.js";
 import { ExitCode } from "../errors.js";
 import { relativeTime } from "../format.js";
-import { listApps } from "../queues.js";
+import { hostsOf, listApps } from "../queues.js";
 import { renderTable } from "../table.js";
 
 /** The `ls` command. */
@@ -14,7 +14,8 @@ export const lsCommand: CommandSpec = {
     "hashes and queue:* keys, so peers that never announced themselves still appear when they " +
     "have an inbox. STATUS is online only " +
     "while the app's heartbeat is fresh; 'stale' means it said online but its process stopped " +
-    "beating. KIND is 'redactor' for inboxes ordered by the canonical score, 'peer' otherwise.",
+    "beating. KIND is 'redactor' for inboxes ordered by the canonical score, 'peer' otherwise. " +
+    "HOSTED BY names the live redactor processes serving the app (one, for a single-activation actor).",
   args: [],
   options: {
     online: { type: "boolean", description: "only apps that are online now" },
@@ -32,6 +33,7 @@ export const lsCommand: CommandSpec = {
             status: r.state,
             online: r.state === "online",
             kind: r.kind,
+            hosts: r.presence?.nodes ?? [],
             heartbeat: r.presence?.heartbeat ?? null,
             lastSeen: r.lastSeen,
             inbox: r.inbox,
@@ -56,6 +58,7 @@ export const lsCommand: CommandSpec = {
           { header: "app", max: 48 },
           { header: "status" },
           { header: "kind" },
+          { header: "hosted by", max: 40 },
           { header: "last seen" },
           { header: "inbox", align: "right" },
           { header: "in flight", align: "right" },
@@ -65,6 +68,7 @@ export const lsCommand: CommandSpec = {
           r.app,
           r.state,
           r.kind,
+          hostsOf(r),
           relativeTime(r.lastSeen === null ? null : r.lastSeen * 1000, now),
           String(r.inbox),
           String(r.inFlight),
