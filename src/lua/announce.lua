@@ -39,22 +39,13 @@
 
   Returns the positions (1-based) of the hashes written.
 ]]
+-- @include liveness
 local force = ARGV[1] == 'force'
 local node, beat, now, ordering = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local servingField = 'serving:' .. node
 local written = {}
 
--- nil: judge with EXISTS; else the set of heartbeat keys the caller found dead.
-local judgedDead = nil
-if ARGV[6] ~= '' then
-  judgedDead = {}
-  for _, k in ipairs(cjson.decode(ARGV[6])) do judgedDead[k] = true end
-end
-
-local function isDead(heartbeatKey)
-  if judgedDead then return judgedDead[heartbeatKey] == true end
-  return redis.call('EXISTS', heartbeatKey) == 0
-end
+local isDead = deadJudge(ARGV[6])
 
 -- Drops the serving:* fields of processes whose heartbeat key is dead.
 local function pruneDead(key)

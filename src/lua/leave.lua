@@ -29,20 +29,12 @@
      0  still online: another live process serves it
      2  gone: the hash does not exist; nothing written
 ]]
+-- @include liveness
 local node, beat, now = ARGV[1], ARGV[2], ARGV[3]
 local servingField = 'serving:' .. node
 
--- nil: judge with EXISTS; else the set of heartbeat keys the caller found dead.
-local judgedDead = nil
-if ARGV[4] ~= '' then
-  judgedDead = {}
-  for _, k in ipairs(cjson.decode(ARGV[4])) do judgedDead[k] = true end
-end
-
-local function isAlive(heartbeatKey)
-  if judgedDead then return judgedDead[heartbeatKey] ~= true end
-  return redis.call('EXISTS', heartbeatKey) == 1
-end
+local isDead = deadJudge(ARGV[4])
+local function isAlive(heartbeatKey) return not isDead(heartbeatKey) end
 
 local function leave(key, appId)
   redis.call('HDEL', key, servingField)
