@@ -1,4 +1,5 @@
 /** Every scenario, in the order of the table (and of a full run). */
+import { fleet } from "../fleet.js";
 import type { AnyScenario } from "../model.js";
 import { ask } from "./ask.js";
 import { cluster } from "./cluster.js";
@@ -21,6 +22,7 @@ export const SCENARIOS: readonly AnyScenario[] = [
   priority,
   memory,
   cluster,
+  fleet,
 ];
 
 /** Looks a scenario up by name; throws listing the names when it is unknown. */
