@@ -69,8 +69,27 @@ export class SystemStoppedError extends RedactorError {
 /** An actor id is already running in this system. */
 export class DuplicateActorError extends RedactorError {
   override name = "DuplicateActorError";
-  constructor(readonly actorId: string) {
-    super(`actor "${actorId}" is already running in this system; stop it first or use another id`);
+  constructor(
+    readonly actorId: string,
+    message = `actor "${actorId}" is already running in this system; stop it first or use another id`,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * One actor id spawned with different `activation` modes: a single-activation actor must not
+ * have competing consumers elsewhere, and the reverse.
+ */
+export class ActivationConflictError extends RedactorError {
+  override name = "ActivationConflictError";
+  constructor(
+    readonly actorId: string,
+    detail: string,
+  ) {
+    super(
+      `actor "${actorId}" ${detail}; spawn it with the same activation ("single" or "shared") in every process`,
+    );
   }
 }
 
@@ -320,7 +339,8 @@ export class ReplicationError extends RedactorError {
     super(
       `${what}: only ${acknowledged} of ${wanted} replica(s) confirmed it within ${timeoutMs} ms; ` +
         "the master has it, but a failover now could lose it. Retry (a repeated send of the same id is " +
-        "skipped as a duplicate), check the replicas (INFO replication), or lower durability.replicas",
+        "skipped as a duplicate), check that the master has that many replicas connected (INFO replication: " +
+        "connected_slaves; a master without one never confirms), or lower durability.replicas",
     );
   }
 }

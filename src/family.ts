@@ -54,6 +54,8 @@ export interface FamilyHost {
   ): Promise<ActorCell>;
   /** Takes a cell out of service (no wake-ups, presence offline unless served elsewhere). */
   retireCell(cell: ActorCell, reason: string): Promise<void>;
+  /** True when this process runs a cell for `app` already (a plain actor of that id, say). */
+  hasCell(app: string): boolean;
   /** Returns to an inbox what the process it was taken over from (`previous`) held. */
   recoverFrom(app: string, previous: string): Promise<void>;
 }
@@ -194,6 +196,8 @@ export class FamilyPool implements Child {
   /** Activates `app` here, if its activation key can be had (else another live process has it). */
   private async activate(app: string): Promise<void> {
     const { activations, log, events } = this.host;
+    // An actor of this id runs here already (spawned on its own): it is served; its key is its own.
+    if (this.host.hasCell(app)) return;
     try {
       const { owner, previous } = await activations.acquire(app);
       // Another live process has it: it hands it on (and wakes it) when it passivates it.
@@ -239,7 +243,10 @@ export class FamilyPool implements Child {
       await this.host.retireCell(cell, reason);
       await redis.srem(this.activeKey(this.host.nodeId), app);
       await activations.release(app);
-      if ((await redis.exists(keys.inbox(app))) === 1) await redis.publish(keys.channel(app), "activate");
+      // Mail waiting, or a failed message waiting for its retry: its owner activates it again.
+      if ((await redis.exists(keys.inbox(app), keys.processing(app))) > 0) {
+        await redis.publish(keys.channel(app), "activate");
+      }
     } catch (err) {
       this.host.log.warn({ err, actor: app }, "passivating the family instance failed");
     } finally {
@@ -271,8 +278,12 @@ export class FamilyPool implements Child {
     try {
       await this.refresh();
       const now = performance.now();
+      const { redis, keys } = this.host;
       for (const [app, cell] of this.active) {
-        if (cell.idle && now - cell.lastActiveAt >= this.idleMs) void this.passivate(app, "passivated");
+        if (!cell.idle || now - cell.lastActiveAt < this.idleMs) continue;
+        // A message waiting for its retry keeps its instance active until it has run.
+        if ((await redis.exists(keys.processing(app))) === 1) continue;
+        void this.passivate(app, "passivated");
       }
     } catch (err) {
       this.host.log.debug({ err, family: this.id }, "looking at the family's pool failed; next period");

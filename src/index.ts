@@ -32,6 +32,7 @@ export {
 } from "./envelope.js";
 export { ERROR_REPLY_PREFIX, type ErrorReplyPayload } from "./error-replies.js";
 export {
+  ActivationConflictError,
   AskFailedError,
   AskTimeoutError,
   DuplicateActorError,

@@ -9,6 +9,7 @@
  * derived from the request (`reply_<id>`) so that a repeat is a duplicate the send skips; and
  * lease holders are judged dead from their heartbeat keys by the caller, not inside the script.
  */
+import type { Redis } from "ioredis";
 import { bySlot, existsEach, isCluster, masterOf, type RedisClient, slotOf } from "./cluster.js";
 import { type Envelope, encodeEnvelope } from "./envelope.js";
 import { fromRedisReply, MessageTooLargeError, ReplicationError } from "./errors.js";
@@ -209,6 +210,8 @@ export class Mailbox {
    * are written by separate calls (see the module comment).
    */
   readonly crossSlotSplit: boolean;
+  /** The WAIT in flight on each master's connection, and the one queued behind it (durability). */
+  private readonly waits = new WeakMap<Redis, { inFlight?: Promise<number>; queued?: Promise<number> }>();
 
   constructor(
     readonly redis: RedisClient,
@@ -315,14 +318,47 @@ export class Mailbox {
     const { replicas, timeoutMs } = this.config.durability;
     if (replicas === 0) return;
     const node = masterOf(this.redis, key);
-    let acknowledged = 0;
-    try {
-      acknowledged = node ? Number(await node.wait(replicas, timeoutMs)) : 0;
-    } catch {
+    const acknowledged = node ? await this.waitOn(node) : 0;
+    if (acknowledged < replicas) throw new ReplicationError(what, acknowledged, replicas, timeoutMs);
+  }
+
+  /**
+   * One WAIT on `node`'s connection for every caller (a group commit). A WAIT covers every write
+   * sent on its connection before it, and it blocks that connection while it waits: so at most
+   * one is in flight per node, and those who come while it is share the next one, sent when it
+   * returns. A caller then waits at most two WAITs, never one per concurrent send.
+   */
+  private waitOn(node: Redis): Promise<number> {
+    let state = this.waits.get(node);
+    if (!state) {
+      state = {};
+      this.waits.set(node, state);
+    }
+    const current = state;
+    if (!current.inFlight) {
+      current.inFlight = this.sendWait(node, current);
+      return current.inFlight;
+    }
+    current.queued ??= current.inFlight.then(() => {
+      current.queued = undefined;
+      current.inFlight = this.sendWait(node, current);
+      return current.inFlight;
+    });
+    return current.queued;
+  }
+
+  private sendWait(node: Redis, state: { inFlight?: Promise<number> }): Promise<number> {
+    const { replicas, timeoutMs } = this.config.durability;
+    const sent: Promise<number> = node
+      .wait(replicas, timeoutMs)
+      .then(Number)
       // The node just became a replica (a failover: "WAIT cannot be used with replica
       // instances", "UNBLOCKED … master -> replica"): nothing is confirmed.
-    }
-    if (acknowledged < replicas) throw new ReplicationError(what, acknowledged, replicas, timeoutMs);
+      .catch(() => 0)
+      .finally(() => {
+        if (state.inFlight === sent) state.inFlight = undefined;
+      });
+    return sent;
   }
 
   /** Adds copies of sent messages to a capped outbox (its own slot), scored by their timestamp. */

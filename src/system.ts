@@ -40,6 +40,7 @@ import {
 import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
 import {
+  ActivationConflictError,
   AskFailedError,
   AskTimeoutError,
   DuplicateActorError,
@@ -262,7 +263,7 @@ function connectionFrom(options: SystemOptions): { spec: ConnectionSpec; where: 
           redisOptions: { maxRetriesPerRequest: null, ...clusterOptions.redisOptions },
         },
       },
-      where: `cluster ${describeNodes(nodes)}`,
+      where: describeNodes(nodes),
     };
   }
   const option = options.redis;
@@ -693,7 +694,16 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   familyChild(definition: FamilyDefinition): Child {
-    if (this.families.has(definition.family)) throw new DuplicateActorError(definition.family);
+    const name = definition.family;
+    // `drone` serves `drone:<key>`: a family `drone:x` would serve some of the same ids.
+    for (const other of this.families.keys()) {
+      if (other === name || name.startsWith(`${other}:`) || other.startsWith(`${name}:`)) {
+        throw new DuplicateActorError(
+          name,
+          `family "${name}" would serve app ids that family "${other}" serves already in this system`,
+        );
+      }
+    }
     const pool = new FamilyPool(this, definition);
     this.families.set(definition.family, pool);
     const stop = pool.stop.bind(pool);
@@ -712,6 +722,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     return this.presence.heartbeatKey;
   }
 
+  hasCell(app: string): boolean {
+    return this.cells.has(app);
+  }
+
   actorChild(definition: ActorDefinition, parent: ExitListener): Child {
     return new ActorChild(this, definition, parent);
   }
@@ -724,6 +738,30 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   async acquire(id: string): Promise<{ owner: string | null; previous: string }> {
     if (this.cells.has(id) || this.activations.standingBy().includes(id)) throw new DuplicateActorError(id);
     return this.activations.acquire(id);
+  }
+
+  /**
+   * Refuses to spawn `id` with another activation mode than the live processes that run it: a
+   * shared consumer next to a single-activation owner (or the reverse) would break the owner's
+   * guarantee, as shared claims are not fenced.
+   * @throws ActivationConflictError
+   */
+  async checkActivationMode(id: string, single: boolean): Promise<void> {
+    // Presence first: an owner takes the key before it announces itself, so a process listed
+    // here with no key read after it is a shared consumer.
+    const serving = single ? ((await this.status(id))?.nodes ?? []) : [];
+    const owner = await this.cmd.get(this.keys.activation(id));
+    const ownerAlive =
+      owner !== null && owner !== this.nodeId && (await this.cmd.exists(this.keys.heartbeat(owner))) === 1;
+    if (!single && ownerAlive) {
+      throw new ActivationConflictError(id, `runs with a single activation in process ${owner}`);
+    }
+    if (single && owner === null) {
+      const others = serving.filter((node) => node !== this.nodeId);
+      if (others.length > 0) {
+        throw new ActivationConflictError(id, `is consumed with activation "shared" by ${others.join(", ")}`);
+      }
+    }
   }
 
   /** Gives up ownership of `id`, bounded by `deadlineMs` (+1 s): Redis may be unreachable. */
@@ -957,6 +995,7 @@ class ActorChild implements Child {
     this.stopped = false;
     this.starting = true;
     try {
+      if (this.generation === 1) await this.system.checkActivationMode(this.id, this.single);
       if (this.single) {
         const { owner, previous } = await this.system.acquire(this.id);
         if (owner !== null) {
@@ -998,11 +1037,17 @@ class ActorChild implements Child {
 
   private async exited(cell: ActorCell, reason: ExitReason): Promise<void> {
     this.cell = undefined;
+    // The incarnation that ended: a restart of the whole group may come while this one retires.
+    const generation = this.generation;
     try {
       await this.system.retireCell(cell, reason.kind);
+      // Its supervisor may not restart it (temporary, transient, or it gives up): the key goes
+      // now, so that a process standing by takes over; a restart here acquires it again.
+      if (this.single)
+        await this.system.releaseActivation(this.id, Date.now() + this.system.shutdownTimeoutMs);
     } finally {
       // Told even when retiring failed (Redis down): its supervisor still decides what comes next.
-      this.parent.childExited(this, reason, this.generation);
+      this.parent.childExited(this, reason, generation);
     }
   }
 
@@ -1177,28 +1222,76 @@ function checkSystemOptions(options: SystemOptions): void {
 /** Checks the `cluster` option (and REDIS_CLUSTER) against the others. */
 function checkCluster(options: SystemOptions): void {
   checkObject("cluster", options.cluster, "none (one server)");
-  if (options.cluster === undefined) return;
-  if (options.redis !== undefined) {
+  if (options.cluster !== undefined && options.redis !== undefined) {
     throw new InvalidOptionError(
       "cluster",
       "with redis",
       "give either redis (one server) or cluster (a Redis Cluster), not both",
     );
   }
-  const { nodes } = options.cluster;
+  const cluster = clusterFrom(options);
+  if (cluster === undefined) return;
+  const option = options.cluster === undefined ? "REDIS_CLUSTER" : "cluster.nodes";
+  const { nodes } = cluster;
   if (!Array.isArray(nodes) || nodes.length === 0) {
     throw new InvalidOptionError(
-      "cluster.nodes",
+      option,
       nodes,
-      'cluster.nodes must list at least one node of the cluster, e.g. { nodes: ["redis://10.0.0.1:7000"] }',
+      `${option} must list at least one node of the cluster, e.g. ` +
+        (option === "REDIS_CLUSTER"
+          ? "REDIS_CLUSTER=redis://10.0.0.1:7000,redis://10.0.0.2:7000"
+          : '{ nodes: ["redis://10.0.0.1:7000"] }'),
     );
   }
+  for (const node of nodes) checkClusterNode(option, node);
   if (options.keyspace?.hashTag === false) {
     throw new InvalidOptionError(
       "keyspace.hashTag",
       false,
       "a cluster needs the hash-tagged layout (every app's keys in one slot); leave keyspace.hashTag out or set it to true",
     );
+  }
+}
+
+/**
+ * Checks one startup node: a `redis://` or `rediss://` URL without a database (a cluster has
+ * only database 0), a port, or `{ host, port }`.
+ */
+function checkClusterNode(option: string, node: unknown): void {
+  const refuse = (why: string): never => {
+    const shown = typeof node === "string" ? describeTarget(node, node) : node;
+    throw new InvalidOptionError(
+      option,
+      shown,
+      `${option}: ${why}; give each node as redis://[user:password@]host:port (rediss:// for TLS), a port, or { host, port }`,
+    );
+  };
+  if (typeof node === "number") {
+    if (!Number.isInteger(node) || node < 1 || node > 65535) refuse(`${node} is not a port`);
+    return;
+  }
+  if (typeof node === "string") {
+    let url: URL;
+    try {
+      url = new URL(node);
+    } catch {
+      return refuse(`"${describeTarget(node, node)}" is not a URL`);
+    }
+    if (url.protocol !== "redis:" && url.protocol !== "rediss:")
+      refuse("a node URL starts with redis:// or rediss://");
+    if (url.pathname !== "" && url.pathname !== "/" && url.pathname !== "/0") {
+      refuse(`a Redis Cluster has only database 0, not ${url.pathname.slice(1)}`);
+    }
+    return;
+  }
+  if (typeof node !== "object" || node === null) refuse(`${String(node)} is not a node`);
+  const { host, port } = node as { host?: unknown; port?: unknown };
+  if (host !== undefined && typeof host !== "string") refuse("host must be a string");
+  if (
+    port !== undefined &&
+    (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535)
+  ) {
+    refuse("port must be a whole number from 1 to 65535");
   }
 }
 
