@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { type ActorRef, defineActor } from "../src/index.js";
+import { ActivationConflictError, type ActorRef, defineActor } from "../src/index.js";
 import type { Mailbox } from "../src/mailbox.js";
 import type { Command, Seq } from "./fixtures/activation-worker.js";
 import { type Backend, describeBackends, useBackendSystems } from "./harness/backends.js";
@@ -539,4 +539,50 @@ describe("single activation: the heir's recover races the frozen owner's resume 
       }
     }
   }, 40_000);
+});
+
+describe("single activation: modes and endings [server]", () => {
+  const redis = useRedis();
+  const newSystem = useSystems(redis);
+  const fast = { heartbeatMs: 200, sweepMs: 200 };
+
+  it("refuses to mix activation modes for one id, whichever comes first", async () => {
+    const [a, b] = await Promise.all([newSystem(fast), newSystem(fast)]);
+    const single = uniqueId("mode-single");
+    await a.spawn(defineActor({ id: single, handlers: { t: () => {} } }));
+    await expect(
+      b.spawn(defineActor({ id: single, activation: "shared", handlers: { t: () => {} } })),
+    ).rejects.toThrow(ActivationConflictError);
+    const shared = uniqueId("mode-shared");
+    await a.spawn(defineActor({ id: shared, activation: "shared", handlers: { t: () => {} } }));
+    await expect(b.spawn(defineActor({ id: shared, handlers: { t: () => {} } }))).rejects.toThrow(
+      /consumed with activation "shared"/,
+    );
+  });
+
+  it("a temporary actor that crashes and is not restarted lets a standby take it over", async () => {
+    const [a, b] = await Promise.all([newSystem(fast), newSystem(fast)]);
+    const id = uniqueId("temporary");
+    const ran: string[] = [];
+    const definition = (who: string) =>
+      defineActor({
+        id,
+        restart: "temporary",
+        handlers: {
+          t: (p: { crash?: boolean }) => {
+            ran.push(who);
+            if (p.crash && who === "a") throw new Error("boom");
+          },
+        },
+      });
+    await a.spawn(definition("a"));
+    await b.spawn(definition("b"));
+    const sender = await newSystem(fast);
+    await sender.ref(id).tell("t", { crash: true });
+    await waitFor(() => ran.includes("a"), 5000, "the crash");
+    await sender.ref(id).tell("t", {});
+    // b stood by; a's actor ended for good, so b takes over within a heartbeat period or two.
+    await waitFor(() => ran.includes("b"), 5000, "the standby to take over");
+    expect((await sender.status(id))?.nodes).toEqual([b.nodeId]);
+  });
 });

@@ -368,6 +368,54 @@ describe("options", () => {
     expect((error as InvalidOptionError).option).toMatch(new RegExp(`^${option}`));
   });
 
+  it.each([
+    [{ cluster: { nodes: [] } }, "cluster.nodes", /at least one node/],
+    [{ cluster: { nodes: [7000, null] } }, "cluster.nodes", /is not a node/],
+    [{ cluster: { nodes: ["not a url at all"] } }, "cluster.nodes", /is not a URL/],
+    [{ cluster: { nodes: ["http://127.0.0.1:7000"] } }, "cluster.nodes", /redis:\/\/ or rediss:\/\//],
+    [{ cluster: { nodes: ["redis://127.0.0.1:7000/3"] } }, "cluster.nodes", /only database 0/],
+    [{ cluster: { nodes: [{ host: "127.0.0.1", port: 70000 }] } }, "cluster.nodes", /port/],
+    [
+      { cluster: { nodes: ["redis://127.0.0.1:7000"] }, keyspace: { hashTag: false } },
+      "keyspace.hashTag",
+      /hash-tagged/,
+    ],
+    [
+      { cluster: { nodes: ["redis://127.0.0.1:7000"] }, redis: "redis://127.0.0.1:6379" },
+      "cluster",
+      /not both/,
+    ],
+  ])("refuses the cluster option %j before connecting, naming %s", async (options, option, says) => {
+    const error = await failure({ ...base, ...(options as object) });
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as InvalidOptionError).option).toBe(option);
+    expect(error.message).toMatch(says);
+  });
+
+  it("checks REDIS_CLUSTER as it checks cluster.nodes, and ignores a bad REDIS_URL when on a cluster", async () => {
+    const saved = { cluster: process.env.REDIS_CLUSTER, url: process.env.REDIS_URL };
+    try {
+      process.env.REDIS_CLUSTER = ",,,";
+      let error = await failure({ ...base });
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect((error as InvalidOptionError).option).toBe("REDIS_CLUSTER");
+      process.env.REDIS_CLUSTER = "redis://127.0.0.1:7000/2";
+      error = await failure({ ...base });
+      expect(error.message).toMatch(/only database 0/);
+      process.env.REDIS_CLUSTER = `redis://127.0.0.1:${await freePort()}`;
+      process.env.REDIS_URL = "";
+      error = await failure({ ...base, connectTimeout: 500 } as never);
+      // Not refused as an option: it tried the cluster, and says so.
+      expect(error).not.toBeInstanceOf(InvalidOptionError);
+      expect(error.message).toMatch(/Redis Cluster/);
+    } finally {
+      if (saved.cluster === undefined) delete process.env.REDIS_CLUSTER;
+      else process.env.REDIS_CLUSTER = saved.cluster;
+      if (saved.url === undefined) delete process.env.REDIS_URL;
+      else process.env.REDIS_URL = saved.url;
+    }
+  });
+
   it("refuses a REDIS_URL that is not a Redis URL, naming REDIS_URL", async () => {
     const saved = process.env.REDIS_URL;
     process.env.REDIS_URL = "localhost:6379";
