@@ -565,11 +565,11 @@ describe("single activation: modes and endings [server]", () => {
     const id = uniqueId("temporary");
     const ran: string[] = [];
     const definition = (who: string) =>
-      defineActor({
+      defineActor<{ t: { payload: { crash?: boolean } } }>({
         id,
         restart: "temporary",
         handlers: {
-          t: (p: { crash?: boolean }) => {
+          t: (p) => {
             ran.push(who);
             if (p.crash && who === "a") throw new Error("boom");
           },
