@@ -54,6 +54,8 @@ export interface FamilyHost {
   ): Promise<ActorCell>;
   /** Takes a cell out of service (no wake-ups, presence offline unless served elsewhere). */
   retireCell(cell: ActorCell, reason: string): Promise<void>;
+  /** The pool left (stopped): its family's name may be spawned again. */
+  familyStopped(pool: FamilyPool): void;
   /** True when this process runs a cell for `app` already (a plain actor of that id, say). */
   hasCell(app: string): boolean;
   /** Returns to an inbox what the process it was taken over from (`previous`) held. */
@@ -162,6 +164,7 @@ export class FamilyPool implements Child {
   /** Leaves the pool: every active instance is passivated and handed on. */
   async stop(deadlineMs: number): Promise<void> {
     this.running = false;
+    this.host.familyStopped(this);
     clearInterval(this.timer);
     clearInterval(this.scanTimer);
     this.host.wakeups.unwatchPrefix(this.prefix);

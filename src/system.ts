@@ -705,13 +705,12 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       }
     }
     const pool = new FamilyPool(this, definition);
-    this.families.set(definition.family, pool);
-    const stop = pool.stop.bind(pool);
-    pool.stop = async (deadlineMs: number) => {
-      this.families.delete(definition.family);
-      await stop(deadlineMs);
-    };
+    this.families.set(name, pool);
     return pool;
+  }
+
+  familyStopped(pool: FamilyPool): void {
+    if (this.families.get(pool.id) === pool) this.families.delete(pool.id);
   }
 
   get redis(): RedisClient {
