@@ -106,6 +106,8 @@ export class FamilyPool implements Child {
   private readonly active = new Map<string, ActorCell>();
   private readonly activating = new Map<string, Promise<void>>();
   private readonly passivating = new Set<string>();
+  /** Instances that had mail while they were being activated or passivated here: looked at again after. */
+  private readonly mailDuring = new Set<string>();
   /**
    * Instances that had mail while another process owned them by this one's view of the pool,
    * oldest first (at most IGNORED_MAX): when the pool changes they are looked at again, since
@@ -184,16 +186,35 @@ export class FamilyPool implements Child {
       cell.wake();
       return;
     }
-    // Passivating: the end of passivation looks at the inbox again.
-    if (this.passivating.has(app) || this.activating.has(app)) return;
-    if (placement(this.members, app) !== this.host.nodeId) {
-      this.ignored.delete(app);
-      this.ignored.add(app);
-      if (this.ignored.size > IGNORED_MAX) this.ignored.delete(this.ignored.values().next().value as string);
+    // Being activated or passivated: looked at again once that is done.
+    if (this.passivating.has(app) || this.activating.has(app)) {
+      this.mailDuring.add(app);
       return;
     }
-    const activation = this.activate(app).finally(() => this.activating.delete(app));
+    if (placement(this.members, app) !== this.host.nodeId) {
+      this.remember(app);
+      return;
+    }
+    const activation = this.activate(app).finally(() => {
+      this.activating.delete(app);
+      this.lookAgain(app);
+    });
     this.activating.set(app, activation);
+  }
+
+  /**
+   * Remembers an instance that had mail while another process owned it, or whose activation was
+   * refused (another process held it): it is looked at again when the pool changes.
+   */
+  private remember(app: string): void {
+    this.ignored.delete(app);
+    this.ignored.add(app);
+    if (this.ignored.size > IGNORED_MAX) this.ignored.delete(this.ignored.values().next().value as string);
+  }
+
+  /** After an activation or a passivation here: mail that came meanwhile is handled now. */
+  private lookAgain(app: string): void {
+    if (this.mailDuring.delete(app) && !this.active.has(app)) this.onMail(app);
   }
 
   /** Activates `app` here, if its activation key can be had (else another live process has it). */
@@ -203,9 +224,11 @@ export class FamilyPool implements Child {
     if (this.host.hasCell(app)) return;
     try {
       const { owner, previous } = await activations.acquire(app);
-      // Another live process has it: it hands it on (and wakes it) when it passivates it.
+      // Another live process has it: it hands it on (and wakes it) when it passivates it; and
+      // if it dies first, the change of the pool brings this instance back here.
       if (owner !== null || !this.running) {
         if (owner === null) await activations.release(app);
+        else this.remember(app);
         return;
       }
       if (previous !== "") await this.host.recoverFrom(app, previous);
@@ -225,6 +248,8 @@ export class FamilyPool implements Child {
       this.active.set(app, cell);
       await this.host.redis.sadd(this.activeKey(this.host.nodeId), app);
       events.emit("actor.activated", { actor: app, previous });
+      // The pool changed while it was being activated: it belongs elsewhere now.
+      if (placement(this.members, app) !== this.host.nodeId) void this.passivate(app, "rebalanced");
     } catch (err) {
       log.warn({ err, actor: app }, "could not activate the family instance; its next message tries again");
     }
@@ -246,14 +271,18 @@ export class FamilyPool implements Child {
       await this.host.retireCell(cell, reason);
       await redis.srem(this.activeKey(this.host.nodeId), app);
       await activations.release(app);
-      // Mail waiting, or a failed message waiting for its retry: its owner activates it again.
+      // Mail waiting, or a failed message waiting for its retry: its owner activates it again
+      // (this process, through the look below, or the one it moved to).
       if ((await redis.exists(keys.inbox(app), keys.processing(app))) > 0) {
-        await redis.publish(keys.channel(app), "activate");
+        this.mailDuring.add(app);
+        if (placement(this.members, app) !== this.host.nodeId)
+          await redis.publish(keys.channel(app), "activate");
       }
     } catch (err) {
       this.host.log.warn({ err, actor: app }, "passivating the family instance failed");
     } finally {
       this.passivating.delete(app);
+      this.lookAgain(app);
     }
   }
 
@@ -281,13 +310,13 @@ export class FamilyPool implements Child {
     try {
       await this.refresh();
       const now = performance.now();
-      const { redis, keys } = this.host;
-      for (const [app, cell] of this.active) {
-        if (!cell.idle || now - cell.lastActiveAt < this.idleMs) continue;
-        // A message waiting for its retry keeps its instance active until it has run.
-        if ((await redis.exists(keys.processing(app))) === 1) continue;
-        void this.passivate(app, "passivated");
-      }
+      const idle = [...this.active].filter(([, cell]) => cell.idle && now - cell.lastActiveAt >= this.idleMs);
+      // A message waiting for its retry keeps its instance active until it has run.
+      const retrying = await existsEach(
+        this.host.redis,
+        idle.map(([app]) => this.host.keys.processing(app)),
+      );
+      for (const [i, [app]] of idle.entries()) if (!retrying[i]) void this.passivate(app, "passivated");
     } catch (err) {
       this.host.log.debug({ err, family: this.id }, "looking at the family's pool failed; next period");
     } finally {
@@ -308,6 +337,9 @@ export class FamilyPool implements Child {
       redis,
       nodes.map((node) => listed[node] ?? keys.heartbeat(node)),
     );
+    // Taken for dead by the others (a stall past its heartbeat) but alive: join again, with the
+    // instances it still has active, before anyone reads its set as a dead member's.
+    if (this.running && listed[nodeId] === undefined) await this.rejoin();
     const live = [nodeId, ...nodes.filter((_, i) => alive[i])].sort();
     const dead = nodes.filter((_, i) => !alive[i]);
     if (!this.running) live.splice(live.indexOf(nodeId), 1);
@@ -326,15 +358,31 @@ export class FamilyPool implements Child {
     }
   }
 
-  /** A member died: drop it, and activate here those of its instances that now belong here. */
+  /**
+   * A member died: drop it, and wake each of the instances it had active, on its channel, so
+   * that every live member hears it and the one that owns it now activates it.
+   */
   private async adopt(node: string): Promise<void> {
-    const { redis } = this.host;
+    const { redis, keys } = this.host;
     const key = this.activeKey(node);
     const instances = await redis.smembers(key);
-    // Every live member reads the set once: it goes after a while, not at once.
+    // Kept a while (a member taken for dead by mistake rejoins with it), then gone.
     await redis.expire(key, Math.ceil((DEAD_SET_PERIODS * this.host.heartbeatMs) / 1000));
     await redis.hdel(this.membersKey, node);
-    for (const app of instances) this.onMail(app);
+    await Promise.all(instances.map((app) => redis.publish(keys.channel(app), "activate")));
+  }
+
+  /** This process is back in the pool, with the instances it has active (its set kept for good again). */
+  private async rejoin(): Promise<void> {
+    const { redis, nodeId, heartbeatKey } = this.host;
+    this.host.log.warn(
+      { family: this.id },
+      "this process was taken for dead by the family's pool; joining again",
+    );
+    await redis.hset(this.membersKey, nodeId, heartbeatKey);
+    const key = this.activeKey(nodeId);
+    if (this.active.size > 0) await redis.sadd(key, ...this.active.keys());
+    await redis.persist(key);
   }
 
   /** The backstop: SCAN the family's inboxes (every master) and wake those that are ours. */
