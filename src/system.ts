@@ -1270,12 +1270,7 @@ function checkClusterNode(option: string, node: unknown): void {
     return;
   }
   if (typeof node === "string") {
-    let url: URL;
-    try {
-      url = new URL(node);
-    } catch {
-      return refuse(`"${describeTarget(node, node)}" is not a URL`);
-    }
+    const url = URL.canParse(node) ? new URL(node) : refuse(`"${describeTarget(node, node)}" is not a URL`);
     if (url.protocol !== "redis:" && url.protocol !== "rediss:")
       refuse("a node URL starts with redis:// or rediss://");
     if (url.pathname !== "" && url.pathname !== "/" && url.pathname !== "/0") {
