@@ -307,9 +307,9 @@ describe("ls and inspect", () => {
     expect(online).not.toContain(ids.parked);
     const table = await cli(["ls"]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^APP\s+STATUS\s+KIND\s+LAST SEEN\s+INBOX\s+IN FLIGHT\s+DEAD/);
+    expect(table.stdout).toMatch(/^APP\s+STATUS\s+KIND\s+HOSTED BY\s+LAST SEEN\s+INBOX\s+IN FLIGHT\s+DEAD/);
     expect(table.stdout).toMatch(
-      new RegExp(`${ids.parked}\\s+offline\\s+redactor\\s+\\S+ ago\\s+6\\s+0\\s+0`),
+      new RegExp(`${ids.parked}\\s+offline\\s+redactor\\s+-\\s+\\S+ ago\\s+6\\s+0\\s+0`),
     );
   });
 
