@@ -6,6 +6,9 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
+    // Most of a test's time is spent waiting on Redis and child processes, not on a core: two
+    // files at a time on a 2-core machine (vitest's default there is one).
+    maxWorkers: 2,
     hookTimeout: 30_000,
   },
 });

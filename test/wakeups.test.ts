@@ -122,7 +122,8 @@ describe("wake-ups", () => {
     // Ten sweeps, ten heartbeats (one script each: EVALSHA, and its PEXPIRE and SET, which
     // commandstats counts too) and ten presence checks in the window, give or take one of each.
     expect(one.calls).toBeLessThanOrEqual(54);
-    expect(Math.abs(many.calls - one.calls)).toBeLessThanOrEqual(3);
+    // 500 actors checked one by one would be hundreds more; timers drifting under load, a few.
+    expect(Math.abs(many.calls - one.calls)).toBeLessThanOrEqual(6);
   });
 });
 
