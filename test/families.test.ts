@@ -390,6 +390,9 @@ for (const name of BACKENDS) {
 
       const spread = instancesByPid(lines);
       const counts = fleet.map((w) => spread.get(w.pid)?.size ?? 0);
+      console.log(
+        `families: distinct instances per process ${counts.join(", ")} (mean ${(counts.reduce((a, b) => a + b, 0) / counts.length).toFixed(0)})`,
+      );
       const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
       for (const count of counts) {
         expect(count, `instances per process: ${counts.join(", ")}`).toBeGreaterThanOrEqual(mean * 0.8);
