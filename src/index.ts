@@ -83,6 +83,7 @@ export {
   type BroadcastOptions,
   type ClusterConfig,
   createSystem,
+  type SpawnedRef,
   type SystemOptions,
 } from "./system.js";
 // Observability: prom-client metrics built from system.events, and a /metrics endpoint.
