@@ -1041,9 +1041,12 @@ class ActorChild implements Child {
     try {
       await this.system.retireCell(cell, reason.kind);
       // Its supervisor may not restart it (temporary, transient, or it gives up): the key goes
-      // now, so that a process standing by takes over; a restart here acquires it again.
-      if (this.single)
+      // now, so that a process standing by takes over; a restart here acquires it again. Not when
+      // a restart of its group (one_for_all) already started a new incarnation meanwhile: that
+      // one holds the key now (checked as the release is sent: both go on one connection).
+      if (this.single && this.generation === generation && !this.cell && !this.starting) {
         await this.system.releaseActivation(this.id, Date.now() + this.system.shutdownTimeoutMs);
+      }
     } finally {
       // Told even when retiring failed (Redis down): its supervisor still decides what comes next.
       this.parent.childExited(this, reason, generation);
