@@ -172,6 +172,8 @@ export class ActorCell implements Wakeable {
   private readonly owner: string;
   /** The last claim was refused: another process owns the actor now. */
   private fenced = false;
+  /** performance.now() when this incarnation started or last finished draining its inbox. */
+  lastActiveAt = performance.now();
   /** The abort side of the running message handler's ctx.signal. */
   private running: Abort | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
@@ -224,9 +226,6 @@ export class ActorCell implements Wakeable {
       ref: (id: string) => this.host.refFrom(this.id, id) as never,
     };
   }
-
-  /** performance.now() when this incarnation started or last finished draining its inbox. */
-  lastActiveAt = performance.now();
 
   /** Runs `setup` and starts serving. */
   async start(): Promise<void> {
