@@ -9,7 +9,7 @@
  * hash tags, CROSSSLOT, MOVED/ASK, and that SCAN is per node.
  */
 import calculateSlot from "cluster-key-slot";
-import type { Cluster, Redis } from "ioredis";
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
 
 /** A connection to one Redis server, or to a Redis Cluster (ioredis' Cluster client). */
 export type RedisClient = Redis | Cluster;
@@ -62,17 +62,33 @@ export function bySlot<T>(client: RedisClient, items: readonly T[], keyOf: (item
 }
 
 /**
- * Whether each key exists: one EXISTS per slot on a cluster (sent together), one pipeline of
- * EXISTS on one server. In the order of `keys`.
+ * Runs one single-key command per key (`add` queues it on a pipeline): one pipeline on one
+ * server; on a cluster one pipeline per slot (a cluster pipeline must keep to one node), the
+ * slots' pipelines sent together. Resolves with each key's `[error, reply]`, in the order of
+ * `keys`.
  */
+export async function perKey(
+  client: RedisClient,
+  keys: readonly string[],
+  add: (pipeline: ChainableCommander, key: string) => void,
+): Promise<[Error | null, unknown][]> {
+  const results: [Error | null, unknown][] = keys.map(() => [null, null]);
+  const positions = keys.map((_, i) => i);
+  await Promise.all(
+    bySlot(client, positions, (i) => keys[i] as string).map(async (group) => {
+      const pipeline = client.pipeline();
+      for (const i of group) add(pipeline, keys[i] as string);
+      for (const [j, result] of ((await pipeline.exec()) ?? []).entries()) {
+        results[group[j] as number] = result;
+      }
+    }),
+  );
+  return results;
+}
+
+/** Whether each key exists (see perKey), in the order of `keys`. */
 export async function existsEach(client: RedisClient, keys: readonly string[]): Promise<boolean[]> {
-  if (keys.length === 0) return [];
-  if (!isCluster(client)) {
-    const pipeline = client.pipeline();
-    for (const key of keys) pipeline.exists(key);
-    return ((await pipeline.exec()) ?? []).map(([, n]) => n === 1);
-  }
-  return Promise.all(keys.map(async (key) => (await client.exists(key)) === 1));
+  return (await perKey(client, keys, (p, key) => p.exists(key))).map(([, n]) => n === 1);
 }
 
 /**
@@ -81,15 +97,13 @@ export async function existsEach(client: RedisClient, keys: readonly string[]): 
  */
 export async function countExisting(client: RedisClient, keys: readonly string[]): Promise<number> {
   if (keys.length === 0) return 0;
-  if (!isCluster(client)) return client.exists(...keys);
+  // bySlot: one group on one server, one per slot on a cluster.
   const counts = await Promise.all(bySlot(client, keys, (k) => k).map((group) => client.exists(...group)));
   return counts.reduce((a, b) => a + b, 0);
 }
 
-/** The values of `keys` (strings), null where missing: MGET on one server, one GET per slot group on a cluster. */
+/** The values of `keys` (strings), null where missing: one MGET on one server, one per slot on a cluster. */
 export async function getEach(client: RedisClient, keys: readonly string[]): Promise<(string | null)[]> {
-  if (keys.length === 0) return [];
-  if (!isCluster(client)) return client.mget(...keys);
   const values = new Map<string, string | null>();
   await Promise.all(
     bySlot(client, keys, (k) => k).map(async (group) => {
@@ -127,19 +141,12 @@ export async function scanAll(client: RedisClient, pattern: string, count = 1000
   return [...found];
 }
 
-/**
- * Reads many hashes: one HGETALL each, pipelined on one server, sent together on a cluster
- * (ioredis routes each to its master). In the order of `keys`; a missing hash reads as `{}`.
- */
+/** Reads many hashes (see perKey), in the order of `keys`; a missing hash reads as `{}`. */
 export async function hgetallEach(
   client: RedisClient,
   keys: readonly string[],
 ): Promise<Record<string, string>[]> {
-  if (keys.length === 0) return [];
-  if (!isCluster(client)) {
-    const pipeline = client.pipeline();
-    for (const key of keys) pipeline.hgetall(key);
-    return ((await pipeline.exec()) ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
-  }
-  return Promise.all(keys.map((key) => client.hgetall(key)));
+  return (await perKey(client, keys, (p, key) => p.hgetall(key))).map(
+    ([, value]) => (value ?? {}) as Record<string, string>,
+  );
 }

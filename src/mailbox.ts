@@ -10,7 +10,7 @@
  * lease holders are judged dead from their heartbeat keys by the caller, not inside the script.
  */
 import type { Redis } from "ioredis";
-import { bySlot, existsEach, isCluster, masterOf, type RedisClient, slotOf } from "./cluster.js";
+import { existsEach, isCluster, masterOf, type RedisClient, slotOf } from "./cluster.js";
 import { type Envelope, encodeEnvelope } from "./envelope.js";
 import { fromRedisReply, MessageTooLargeError, ReplicationError } from "./errors.js";
 import type { Keyspace } from "./keyspace.js";
@@ -329,12 +329,8 @@ export class Mailbox {
    * returns. A caller then waits at most two WAITs, never one per concurrent send.
    */
   private waitOn(node: Redis): Promise<number> {
-    let state = this.waits.get(node);
-    if (!state) {
-      state = {};
-      this.waits.set(node, state);
-    }
-    const current = state;
+    const current = this.waits.get(node) ?? {};
+    this.waits.set(node, current);
     if (!current.inFlight) {
       current.inFlight = this.sendWait(node, current);
       return current.inFlight;
@@ -453,10 +449,8 @@ export class Mailbox {
   ): Promise<{ outcomes: RecordOutcome[]; started?: number | Exclude<RecordOutcome, "written"> }> {
     if (records.length === 0 && !start) return { outcomes: [] };
     if (this.crossSlotSplit && records.some((r) => r.reply)) {
-      // Sent one recipient at a time; concurrent sends to different recipients are independent.
-      const replies = records.flatMap((r) => (r.reply ? [r.reply] : []));
-      const byRecipient = bySlot(this.redis, replies, (m) => this.keys.inbox(m.envelope.recipient));
-      await Promise.all(byRecipient.flatMap((group) => group.map((m) => this.send([m], { push: true }))));
+      // Each reply in its own recipient's slot; sends to different recipients are independent.
+      await Promise.all(records.flatMap((r) => (r.reply ? [this.send([r.reply], { push: true })] : [])));
       records = records.map((r) => (r.reply ? { ...r, reply: undefined } : r));
     }
     const keys = [this.keys.processing(app), this.keys.inbox(app), this.keys.dead(app)];

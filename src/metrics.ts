@@ -15,7 +15,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { bySlot, type RedisClient } from "./cluster.js";
+import { perKey, type RedisClient } from "./cluster.js";
 import { RedactorError } from "./errors.js";
 import type { SystemEventName, SystemEvents } from "./events.js";
 import { Keyspace } from "./keyspace.js";
@@ -363,25 +363,14 @@ export function createMetrics(system: ActorSystem, options: MetricsOptions = {})
 }
 
 /**
- * The size of each sorted set of `keys`, in their order: one pipeline of ZCARDs on one server; on
- * a cluster one pipeline per slot (a cluster pipeline must keep to one node), sent together.
- * Rejects with the first error a ZCARD got (e.g. WRONGTYPE).
+ * The size of each sorted set of `keys`, in their order (see perKey: one pipeline, or one per
+ * slot on a cluster). Rejects with the first error a ZCARD got (e.g. WRONGTYPE).
  */
 async function zcardEach(redis: RedisClient, keys: readonly string[]): Promise<number[]> {
-  const values: number[] = new Array(keys.length).fill(0);
-  const positions = keys.map((_, i) => i);
-  const groups = bySlot(redis, positions, (i) => keys[i] as string);
-  await Promise.all(
-    groups.map(async (group) => {
-      const pipeline = redis.pipeline();
-      for (const i of group) pipeline.zcard(keys[i] as string);
-      for (const [j, [err, v]] of ((await pipeline.exec()) ?? []).entries()) {
-        if (err) throw err;
-        values[group[j] as number] = Number(v ?? 0);
-      }
-    }),
-  );
-  return values;
+  return (await perKey(redis, keys, (p, key) => p.zcard(key))).map(([err, v]) => {
+    if (err) throw err;
+    return Number(v ?? 0);
+  });
 }
 
 /** Options of `serveMetrics`. */
