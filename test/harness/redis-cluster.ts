@@ -17,6 +17,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type ClusterOptions, Redis } from "ioredis";
+import { waitForPing as waitForServerPing } from "./redis-server.js";
 
 /** How to start a test cluster. */
 export interface TestClusterOptions {
@@ -291,24 +292,11 @@ interface NodeInternals extends TestClusterNode {
 }
 
 async function waitForPing(port: number, child: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new ClusterHarnessError(`redis-server on port ${port} exited`, log());
-    const probe = new Redis({ port, host: HOST, lazyConnect: true, retryStrategy: () => null });
-    probe.on("error", () => {});
-    try {
-      await probe.connect();
-      if ((await probe.ping()) === "PONG") {
-        probe.disconnect();
-        return;
-      }
-    } catch {
-      // not up yet
-    }
-    probe.disconnect();
-    await sleep(20);
+  try {
+    await waitForServerPing(port, child, log);
+  } catch (err) {
+    throw new ClusterHarnessError((err as Error).message, log());
   }
-  throw new ClusterHarnessError(`redis-server on port ${port} did not answer within 10 s`, log());
 }
 
 /** Starts a node on fresh ports, trying others when another process took them in the meantime. */

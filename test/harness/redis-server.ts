@@ -65,7 +65,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitForPing(port: number, child: ChildProcess, log: () => string): Promise<void> {
+/** Resolves once the redis-server `child` on `port` answers PING (10 s at most); throws with its log. */
+export async function waitForPing(port: number, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${log()}`);
