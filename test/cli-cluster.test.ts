@@ -14,7 +14,7 @@ import { main } from "../src/cli/main.js";
 import { type ActorSystem, createSystem, defineActor } from "../src/index.js";
 import { uniqueId } from "./harness/redis.js";
 import { startCluster, type TestCluster } from "./harness/redis-cluster.js";
-import { waitFor } from "./harness/system.js";
+import { type ProcessResult, runProcess, waitFor } from "./harness/system.js";
 
 /** The CLI's command line before its own arguments. */
 const cliArgv = ["--import", "tsx", fileURLToPath(new URL("../src/cli/main.ts", import.meta.url))];
@@ -26,12 +26,6 @@ let system: ActorSystem;
 /** The `--cluster` value: every node, comma-separated. */
 let nodes: string;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The environment of a CLI process: no Redis settings but those a test gives. */
 function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const { REDIS_URL: _url, REDIS_CLUSTER: _cluster, ...rest } = process.env;
@@ -42,27 +36,11 @@ function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 function cli(
   args: string[],
   options: { env?: Record<string, string>; bare?: boolean } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [...cliArgv, ...args, ...(options.bare ? [] : ["--cluster", nodes])],
-      {
-        env: cliEnv(options.env ?? {}),
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end("");
-  });
+): Promise<ProcessResult> {
+  return runProcess(
+    [...cliArgv, ...args, ...(options.bare ? [] : ["--cluster", nodes])],
+    cliEnv(options.env ?? {}),
+  );
 }
 
 /** A long-running CLI process (tail, run) on the cluster, its output watched as it comes. */
@@ -107,7 +85,7 @@ async function inProcess(args: string[]): Promise<{ code: number; err: string }>
   return { code, err };
 }
 
-function json<T = Record<string, unknown>>(r: Result): T {
+function json<T = Record<string, unknown>>(r: ProcessResult): T {
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as T;
 }

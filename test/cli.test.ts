@@ -11,7 +11,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ActorSystem, createSystem, defineActor, Priority } from "../src/index.js";
 import { freePort, uniqueId, useRedis } from "./harness/redis.js";
-import { waitFor } from "./harness/system.js";
+import { type ProcessResult, runProcess, waitFor } from "./harness/system.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -25,40 +25,20 @@ const bin = join(pkgRoot, pkg.bin.redactor as string);
 
 const redis = useRedis();
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the built CLI to completion. */
 function cli(
   args: string[],
   options: { input?: string; env?: Record<string, string> } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      // REDIS_CLUSTER emptied: set, it would take the CLI to a cluster instead of REDIS_URL.
-      env: {
-        ...process.env,
-        REDIS_URL: redis().url,
-        REDIS_CLUSTER: "",
-        REDACTOR_LOG_LEVEL: "error",
-        ...options.env,
-      },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? "");
-  });
+): Promise<ProcessResult> {
+  // REDIS_CLUSTER emptied: set, it would take the CLI to a cluster instead of REDIS_URL.
+  const env = {
+    ...process.env,
+    REDIS_URL: redis().url,
+    REDIS_CLUSTER: "",
+    REDACTOR_LOG_LEVEL: "error",
+    ...options.env,
+  };
+  return runProcess([bin, ...args], env, options.input);
 }
 
 /** A long-running CLI process (tail, run) whose output is watched as it comes. */
@@ -92,7 +72,7 @@ function start(args: string[]) {
   };
 }
 
-function json<T = Record<string, unknown>>(r: Result): T {
+function json<T = Record<string, unknown>>(r: ProcessResult): T {
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as T;
 }

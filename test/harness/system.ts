@@ -134,3 +134,33 @@ export async function runScript(
     }),
   );
 }
+
+/** What a process run to completion printed, and its exit code. */
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <argv…>` to completion with `env` (the whole environment), `input` on its stdin. */
+export async function runProcess(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  input = "",
+): Promise<ProcessResult> {
+  const { spawn } = await import("node:child_process");
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...argv], { env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
