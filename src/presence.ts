@@ -103,11 +103,6 @@ export interface PresenceOptions {
   clock: Clock & { readonly offset: number };
   log: Logger;
   events: SystemEventEmitter;
-  /**
-   * The heartbeat key was gone and has been written again: Redis lost data, or this process was
-   * frozen or cut off long enough to be taken for dead (others may have taken its actors over).
-   */
-  lostHeartbeat?: () => void;
 }
 
 /** Presence of the actors of one process. */
@@ -202,10 +197,7 @@ export class Presence {
       events.emit("heartbeat.recovered", { node: this.nodeId, failures, downMs });
     }
     // The key was gone while this process lived: Redis lost data, so may its presence hashes.
-    if (result.refreshed === "created" && this.beating) {
-      this.fullCheckDue = true;
-      this.options.lostHeartbeat?.();
-    }
+    if (result.refreshed === "created" && this.beating) this.fullCheckDue = true;
   }
 
   private announceArgs(mode: "force" | "repair", apps: readonly string[], dead: string): (string | number)[] {

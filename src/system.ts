@@ -391,9 +391,6 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       clock: this.clock,
       log: this.log,
       events: this.events,
-      // Taken for dead meanwhile, its single-activation actors may have a new owner: each claims
-      // now, and one that is fenced stands by (rather than staying listed as a host until mail comes).
-      lostHeartbeat: () => this.wakeups.wakeAll(),
     });
     this.heartbeatMs = options.heartbeatMs ?? 2000;
     this.activations = new Activations(cmd, this.keys, this.nodeId, this.heartbeatMs, this.log);
