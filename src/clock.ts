@@ -155,3 +155,161 @@ export class RedisClock implements Clock {
     this.timer = undefined;
   }
 }
+
+/**
+ * A host-side timer handed out by a {@link HostClock}: opaque, given back to `clear…`. `unref`
+ * lets the process exit while it is pending (a no-op in virtual time).
+ */
+export interface TimerHandle {
+  unref(): unknown;
+}
+
+/**
+ * The one seam every host-side timer goes through: lease renewal, the finish linger, retry
+ * wake-ups, supervisor backoff, the sweep, actor timers. `createSystem({ clock })` takes one; the
+ * default runs on real time. A {@link SimulatedClock} runs them in virtual time, for tests of
+ * timers and backoff that do not involve Redis' own clock (deadlines, leases and scheduled
+ * messages are judged by Redis' `TIME` and stay on real time). xstate's SimulatedClock is the
+ * model.
+ */
+export interface HostClock {
+  /** Milliseconds since the Unix epoch, as this clock sees them. */
+  now(): number;
+  /** Calls `fn` once after `ms` ms (a negative or NaN `ms` counts as 0). */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer from `setTimeout`; `undefined` and a fired timer are ignored. */
+  clearTimeout(handle: TimerHandle | undefined): void;
+  /** Calls `fn` every `ms` ms until cleared. */
+  setInterval(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer from `setInterval`; `undefined` is ignored. */
+  clearInterval(handle: TimerHandle | undefined): void;
+}
+
+/**
+ * Real time: Node's timers, and `now` from `nowMs` (the local wall clock by default; a system
+ * passes its RedisClock's `nowMs`, so host-side times follow Redis' clock).
+ */
+export function realTime(nowMs: () => number = Date.now): HostClock {
+  return {
+    now: nowMs,
+    setTimeout: (fn, ms) => setTimeout(fn, Math.min(Math.max(0, ms || 0), 2_147_483_647)),
+    clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+    setInterval: (fn, ms) => setInterval(fn, Math.min(Math.max(1, ms || 0), 2_147_483_647)),
+    clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout | undefined),
+  };
+}
+
+interface SimulatedTimer extends TimerHandle {
+  at: number;
+  seq: number;
+  fn: () => void;
+  everyMs?: number;
+  cleared: boolean;
+}
+
+/**
+ * Virtual time for tests: nothing fires until `advance` (or `runAll`) moves the clock, and then
+ * every timer due within the step fires in due order (ties in the order they were set), each at
+ * its own due time, including timers set by timers that fired during the step.
+ *
+ * ```ts
+ * const clock = new SimulatedClock();
+ * const system = await createSystem({ appId: "t", redis, clock });
+ * clock.advance(30_000); // the supervisor's backoff, the actor's timers … fire now
+ * ```
+ */
+export class SimulatedClock implements HostClock {
+  private current: number;
+  private seq = 0;
+  private timers: SimulatedTimer[] = [];
+
+  /** @param startMs the virtual time to start at, ms since the epoch. @default Date.now() */
+  constructor(startMs: number = Date.now()) {
+    this.current = startMs;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.add(fn, Math.max(0, ms || 0), undefined);
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    if (handle) (handle as SimulatedTimer).cleared = true;
+    this.timers = this.timers.filter((t) => !t.cleared);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    const every = Math.max(1, ms || 0);
+    return this.add(fn, every, every);
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.clearTimeout(handle);
+  }
+
+  /** How many timers are waiting. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  /** When the next timer is due (virtual ms since the epoch), or undefined when none waits. */
+  get nextAt(): number | undefined {
+    return this.timers.length ? Math.min(...this.timers.map((t) => t.at)) : undefined;
+  }
+
+  /**
+   * Moves the clock `ms` forward, firing every timer due on the way, in order. A timer that
+   * throws does not stop the others; the first error is thrown after the step.
+   */
+  advance(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`advance(ms): ms must be a number >= 0, got ${ms}`);
+    const target = this.current + ms;
+    let firstError: unknown;
+    for (;;) {
+      const next = this.earliest();
+      if (!next || next.at > target) break;
+      this.current = Math.max(this.current, next.at);
+      if (next.everyMs !== undefined) next.at += next.everyMs;
+      else next.cleared = true;
+      this.timers = this.timers.filter((t) => !t.cleared);
+      try {
+        next.fn();
+      } catch (error) {
+        firstError ??= error;
+      }
+    }
+    this.current = target;
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /** Fires timers until none is left (intervals excepted), at most `limit` of them. */
+  runAll(limit = 10_000): void {
+    for (let i = 0; i < limit; i++) {
+      const next = this.timers.filter((t) => t.everyMs === undefined).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      if (!next) return;
+      this.advance(Math.max(0, next.at - this.current));
+    }
+  }
+
+  private earliest(): SimulatedTimer | undefined {
+    let best: SimulatedTimer | undefined;
+    for (const t of this.timers) if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    return best;
+  }
+
+  private add(fn: () => void, delayMs: number, everyMs: number | undefined): SimulatedTimer {
+    const timer: SimulatedTimer = {
+      at: this.current + delayMs,
+      seq: this.seq++,
+      fn,
+      everyMs,
+      cleared: false,
+      unref: () => timer,
+    };
+    this.timers.push(timer);
+    return timer;
+  }
+}
