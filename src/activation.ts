@@ -18,6 +18,7 @@
  * and it starts nothing more: its next claim is refused and it stands by again.
  */
 import type { Logger } from "pino";
+import type { HostClock, TimerHandle } from "./clock.js";
 import type { RedisClient } from "./cluster.js";
 import type { Keyspace } from "./keyspace.js";
 import { Scripts } from "./scripts.js";
@@ -32,7 +33,7 @@ export const ACTIVATION = {
 
 /** How a process stands by for one actor. */
 interface StandBy {
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   /** Called once when this process became the owner, with the node it took over from ('' = none). */
   owned: (previous: string) => void;
 }
@@ -50,6 +51,8 @@ export class Activations {
     /** How often a process standing by tries again, ms (the heartbeat period). */
     private readonly periodMs: number,
     private readonly log: Logger,
+    /** What the stand-by retries run on (the system's `clock` option). */
+    private readonly clock: HostClock,
   ) {
     this.scripts = new Scripts(redis);
   }
@@ -92,7 +95,7 @@ export class Activations {
     const entry: StandBy = { timer: undefined, owned };
     this.standing.set(app, entry);
     const tryAgain = () => {
-      entry.timer = setTimeout(() => void attempt(), this.periodMs);
+      entry.timer = this.clock.setTimeout(() => void attempt(), this.periodMs);
       entry.timer.unref();
     };
     const attempt = async () => {
@@ -121,7 +124,7 @@ export class Activations {
   cancel(app: string): void {
     const entry = this.standing.get(app);
     if (!entry) return;
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     this.standing.delete(app);
   }
 

@@ -18,7 +18,9 @@ import {
 } from "./options.js";
 import type { Priority } from "./priority.js";
 import type { StandardSchemaV1 } from "./schema.js";
+import { MAX_STATE_BYTES_LIMIT, type PersistOptions } from "./state.js";
 import type { ActorSystem } from "./system.js";
+import type { Timers } from "./timers.js";
 
 /** One message type of a protocol: its payload and, when it is a request, its reply. */
 export interface MessageSpec {
@@ -64,6 +66,21 @@ export interface TellOptions {
    * @default a fresh uuid4
    */
   id?: string;
+  /**
+   * Deliver the message this many ms from now (by Redis' clock) instead of at once: it waits in
+   * Redis, invisible to the recipient, and lands in its inbox when due (never before, a few ms
+   * after when any redactor process runs). 0 sends at once. At most 10 years. Not with `at`.
+   * The message's `timestamp` is its due time, so `timeoutMs` counts from the delivery.
+   * `system.cancel(id)` cancels it until then.
+   * @default undefined (sent at once)
+   */
+  delayMs?: number;
+  /**
+   * Deliver the message at this time (a Date, or ms since the epoch; judged by Redis' clock), as
+   * `delayMs` does. A time in the past sends at once. Not with `delayMs`.
+   * @default undefined (sent at once)
+   */
+  at?: Date | number;
 }
 
 /** Options of `ask`. */
@@ -85,6 +102,17 @@ export interface AskOptions {
    * @default undefined (correlate by reply_to only)
    */
   match?: (message: Envelope) => boolean;
+  /**
+   * Send the request this many ms from now (see TellOptions.delayMs); the wait for the reply,
+   * `timeoutMs`, then counts from the delivery.
+   * @default undefined (sent at once)
+   */
+  delayMs?: number;
+  /**
+   * Send the request at this time (see TellOptions.at); `timeoutMs` counts from then.
+   * @default undefined (sent at once)
+   */
+  at?: Date | number;
 }
 
 /** A handle to send messages to any app id, local, remote or foreign. */
@@ -118,11 +146,33 @@ export interface SetupContext<P extends Protocol<P>> {
    * actor's own work (an actor cannot take a reply from its own inbox while it is busy).
    */
   ref<Q extends Protocol<Q> = UntypedProtocol>(id: string): ActorRef<Q>;
+  /**
+   * This actor's durable timers (reminders, src/timers.ts): `ctx.timers.start(key, type,
+   * payload, { everyMs } | { cron, tz? })` sends this actor a message of `type` every period,
+   * through its own inbox, across restarts of the actor, of its process and of Redis with AOF,
+   * once per period however many processes host it; `missed` says what happens to ticks that
+   * fell while it was down. `cancel(key)` stops one; `list()` shows them. See the README,
+   * "Durable timers".
+   */
+  timers: Timers<P>;
+}
+
+/** What `setup` receives besides its SetupContext: the state saved by an actor with `persist`. */
+export interface SavedState<S> {
+  /**
+   * The actor's last saved state (`persist`): the state after the last message that completed,
+   * migrated to the definition's `persist.version`; undefined when nothing was saved yet, and
+   * always for an actor without `persist`. Typically `setup: (ctx) => ctx.saved ?? initial`.
+   */
+  saved: S | undefined;
 }
 
 /** What every handler receives besides its payload. */
 export interface ActorContext<P extends Protocol<P>, S> extends SetupContext<P> {
-  /** This incarnation's state, from `setup`. */
+  /**
+   * This incarnation's state, from `setup`. A handler may change it in place or assign a new
+   * value; with `persist`, the value here when the handler returns is saved with its message.
+   */
   state: S;
   /** The envelope of the message being handled. */
   message: Envelope;
@@ -184,8 +234,11 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
   id: string;
   /** Optional Standard Schema per message type; a payload that fails is dead-lettered. */
   schemas?: { [K in keyof P]?: StandardSchemaV1<unknown, PayloadOf<P, K>> };
-  /** Builds the state of each incarnation; runs again on restart. */
-  setup?: (ctx: SetupContext<P>) => S | Promise<S>;
+  /**
+   * Builds the state of each incarnation; runs again on restart. With `persist`, `ctx.saved` is
+   * the last saved state (undefined the first time).
+   */
+  setup?: (ctx: SetupContext<P> & SavedState<S>) => S | Promise<S>;
   /**
    * Runs when an incarnation ends (stop, shutdown, crash, before a restart): clear timers,
    * close what `setup` opened. Its errors are logged and ignored.
@@ -257,6 +310,17 @@ export interface ActorDefinition<P extends Protocol<P> = any, S = any> {
    * @default "single"
    */
   activation?: "single" | "shared";
+  /**
+   * Persist `ctx.state` in Redis (`state:<id>`): after each message that completes, the state is
+   * saved in the same atomic step that marks the message completed, so a message changes the
+   * saved state exactly once even when its handler ran twice after a crash; a message that fails
+   * or is retried changes nothing. `setup` gets the saved state as `ctx.saved` after a restart,
+   * a process crash or another process's takeover. `true` takes every default; see
+   * PersistOptions for `version`, `migrate` and `maxBytes`. Needs `activation: "single"`.
+   * See the README, "Persisted state".
+   * @default false
+   */
+  persist?: boolean | PersistOptions<S>;
 }
 
 /**
@@ -373,4 +437,35 @@ export function checkActorDefinition(definition: ActorDefinition, rules: IdRules
   checkOneOf(at("restart"), definition.restart, ["permanent", "transient", "temporary"], '"permanent"');
   checkOneOf(at("activation"), definition.activation, ["single", "shared"], '"single"');
   checkBackoff(at("retryBackoff"), definition.retryBackoff);
+  checkPersist(at("persist"), definition);
+}
+
+/**
+ * Checks the `persist` option: a boolean or `{ version?, migrate?, maxBytes? }`, and a single
+ * activation (competing consumers would each save their own state over the others').
+ */
+function checkPersist(option: string, definition: ActorDefinition): void {
+  const persist: unknown = definition.persist;
+  if (persist === undefined || persist === false) return;
+  if (persist !== true) {
+    // true, false, or an object of PersistOptions.
+    checkObject(option, persist, "false");
+    const p = persist as PersistOptions;
+    checkNumber(`${option}.version`, p.version, { integer: true, min: 1 }, "1");
+    checkFunction(`${option}.migrate`, p.migrate);
+    checkNumber(
+      `${option}.maxBytes`,
+      p.maxBytes,
+      { integer: true, min: 1, max: MAX_STATE_BYTES_LIMIT, unit: "bytes" },
+      "1048576",
+    );
+  }
+  if (definition.activation === "shared") {
+    throw new InvalidOptionError(
+      option,
+      persist,
+      `invalid option ${option}: a persisted actor needs activation "single" (the default); with "shared", ` +
+        "every process would save its own state over the others'. Leave activation out, or drop persist",
+    );
+  }
 }

@@ -5,6 +5,7 @@
  * peer that leaves `reply_to` out. An ask that times out is forgotten at once, so a late reply
  * finds nothing to resolve and costs no memory.
  */
+import type { HostClock, TimerHandle } from "./clock.js";
 import type { Envelope } from "./envelope.js";
 import { readErrorReply, requestIdOfErrorReply } from "./error-replies.js";
 import { AskFailedError, AskTimeoutError } from "./errors.js";
@@ -15,7 +16,7 @@ interface PendingAsk {
   messageType: string;
   resolve(payload: unknown): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
   match?: (message: Envelope) => boolean;
 }
 
@@ -32,6 +33,9 @@ export class PendingAsks {
   private readonly settled = new Set<string>();
   /** Asks with a match function, oldest first. */
   private readonly matchers = new Set<PendingAsk>();
+
+  /** @param clock what the timeouts run on (the system's `clock` option). */
+  constructor(private readonly clock: HostClock) {}
 
   /** How many asks are waiting. */
   get size(): number {
@@ -59,7 +63,7 @@ export class PendingAsks {
         resolve,
         reject,
         match,
-        timer: setTimeout(() => {
+        timer: this.clock.setTimeout(() => {
           this.forget(pending);
           reject(new AskTimeoutError(recipient, messageType, id, timeoutMs));
         }, timeoutMs),
@@ -145,7 +149,7 @@ export class PendingAsks {
   }
 
   private forget(pending: PendingAsk): void {
-    clearTimeout(pending.timer);
+    this.clock.clearTimeout(pending.timer);
     this.byId.delete(pending.id);
     this.matchers.delete(pending);
   }

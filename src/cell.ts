@@ -17,11 +17,17 @@ import {
   type SetupContext,
 } from "./actor.js";
 import { backoffDelay } from "./backoff.js";
-import type { Clock } from "./clock.js";
+import type { Clock, HostClock, TimerHandle } from "./clock.js";
 import { settledBefore } from "./deadline.js";
 import { decodeEnvelope, type Envelope, replyIdOf } from "./envelope.js";
 import { errorReply, type FailedRequest, failedRequest } from "./error-replies.js";
-import { HandlerTimeoutError, LeaseLostError, ReplicationError, SystemStoppedError } from "./errors.js";
+import {
+  HandlerTimeoutError,
+  LeaseLostError,
+  ReplicationError,
+  StateNotSavedError,
+  SystemStoppedError,
+} from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import type {
   ClaimedMessage,
@@ -31,11 +37,14 @@ import type {
   Mailbox,
   RecordOutcome,
   RefusedRequest,
+  StateWrite,
 } from "./mailbox.js";
 import type { Priority } from "./priority.js";
 import { validate } from "./schema.js";
+import { decodeState, encodeState, loadState, type Persistence, persistence } from "./state.js";
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
+import { ActorTimers } from "./timers.js";
 import type { Wakeable } from "./wakeups.js";
 
 /** What a cell needs from the system that runs it. */
@@ -48,6 +57,12 @@ export interface CellHost {
   readonly events: SystemEventEmitter;
   /** The system's clock (Redis' time): replies are stamped with it. */
   readonly clock: Clock;
+  /**
+   * The clock of host-side timers (the system's `clock` option): handler timeouts, the wake-up
+   * retry after a failed claim, idle time (`lastActiveAt`), actor timers. Real time on Redis'
+   * clock by default. Lease renewal and the finish linger stay on real time (src/clock.ts).
+   */
+  readonly hostClock: HostClock;
   /** A ref to `target` whose messages are sent as `sender`. */
   refFrom(sender: string, target: string): ActorRef;
   /** Wakes whichever cell serves `app` after `delayMs` (a retry comes due). */
@@ -132,6 +147,14 @@ export class ActorCell implements Wakeable {
   state: CellState = "starting";
   readonly id: string;
   private actorState: unknown;
+  /** `persist`, resolved: the state is saved with each completed message (src/state.ts). */
+  private readonly persisted: Persistence | undefined;
+  /** The `seq` of the last state this incarnation loaded, or handed to Redis to save. */
+  private stateSeq = 0;
+  /** The encoding of that state: a failed message's changes to ctx.state are rolled back to it. */
+  private stateData: string | undefined;
+  /** A state handed to Redis was not saved: the incarnation ends, to restart from the saved one. */
+  private notSaved: StateNotSavedError | undefined;
   private readonly incarnation: number;
   private leaseToken: string | undefined;
   // Created on first use: an idle actor should cost as little memory as possible.
@@ -139,7 +162,7 @@ export class ActorCell implements Wakeable {
   private selfRef: ActorRef | undefined;
   private draining: Promise<void> | undefined;
   private again = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: TimerHandle | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   // Allocated on first use: an idle actor should cost as little memory as possible.
   private broadcasts: Envelope[] | undefined;
@@ -172,10 +195,15 @@ export class ActorCell implements Wakeable {
   private readonly owner: string;
   /** The last claim was refused: another process owns the actor now. */
   private fenced = false;
-  /** performance.now() when this incarnation started or last finished draining its inbox. */
-  lastActiveAt = performance.now();
+  /**
+   * When this incarnation started or last finished draining its inbox, on the host clock
+   * (`host.hostClock.now()`, ms): family pools passivate instances idle long enough.
+   */
+  lastActiveAt: number;
   /** The abort side of the running message handler's ctx.signal. */
   private running: Abort | undefined;
+  /** This incarnation's durable timers (src/timers.ts), created on first use. */
+  private actorTimers: ActorTimers | undefined;
   /** The claimed batch and how far into it the cell is: what it holds leases on. */
   private batch: readonly ClaimedMessage[] = NOTHING;
   private position = 0;
@@ -192,6 +220,8 @@ export class ActorCell implements Wakeable {
     this.confirmMs = Math.min(options.confirmMs, options.leaseMs / 3);
     this.owner = options.owner ?? "";
     this.id = definition.id;
+    this.persisted = persistence(definition.persist);
+    this.lastActiveAt = host.hostClock.now();
     incarnations += 1;
     this.incarnation = incarnations;
   }
@@ -218,24 +248,51 @@ export class ActorCell implements Wakeable {
     return this.state === "running" && this.draining === undefined;
   }
 
+  /** This incarnation's durable timers (ctx.timers), created on first use. */
+  private get timers(): ActorTimers {
+    this.actorTimers ??= new ActorTimers(this.host, this.id, () => this.log);
+    return this.actorTimers;
+  }
+
   private setupContext(): SetupContext<never> {
     return {
       self: this.self as never,
       log: this.log,
       system: this.host.system,
       ref: (id: string) => this.host.refFrom(this.id, id) as never,
+      timers: this.timers as never,
     };
   }
 
-  /** Runs `setup` and starts serving. */
+  /**
+   * Runs `setup` and starts serving. A persisted actor's saved state is loaded first (on the
+   * mailbox's connection, so after every outcome an earlier incarnation here wrote) and handed to
+   * setup as `ctx.saved`; without a setup, it is the state. Throws StateLoadError when it cannot
+   * be loaded, and the errors of encodeState when setup's state could never be saved.
+   */
   async start(): Promise<void> {
-    this.actorState = this.definition.setup ? await this.definition.setup(this.setupContext()) : undefined;
+    let saved: unknown;
+    const persisted = this.persisted;
+    if (persisted) {
+      const { mailbox } = this.host;
+      const loaded = await loadState(mailbox.redis, mailbox.keys.state(this.id), this.id, persisted);
+      saved = loaded.saved;
+      this.stateSeq = loaded.seq;
+    }
+    const setup = this.definition.setup;
+    this.actorState = setup ? await setup({ ...this.setupContext(), saved }) : saved;
+    // What a failed first message rolls back to; and a state that can never be saved fails now.
+    if (persisted) this.stateData = encodeState(this.id, this.actorState, persisted);
     this.state = "running";
     this.wake();
+    // Durable timers: ticks missed while the actor was down are sent now, the earliest due armed.
+    await this.timers.run();
   }
 
   /** Runs the definition's `teardown`, once per incarnation. */
   private async teardown(): Promise<void> {
+    // Every end of an incarnation comes here: its durable timers stop firing from this process.
+    this.actorTimers?.stop();
     const teardown = this.definition.teardown;
     if (!teardown) return;
     try {
@@ -264,7 +321,7 @@ export class ActorCell implements Wakeable {
       clearInterval(this.leaseTimer);
       this.leaseTimer = undefined;
       this.draining = undefined;
-      this.lastActiveAt = performance.now();
+      this.lastActiveAt = this.host.hostClock.now();
     });
   }
 
@@ -282,7 +339,8 @@ export class ActorCell implements Wakeable {
   async stop(deadlineMs: number): Promise<void> {
     if (this.state === "stopped") return;
     this.state = "stopping";
-    clearTimeout(this.retryTimer);
+    this.actorTimers?.stop();
+    this.host.hostClock.clearTimeout(this.retryTimer);
     const draining = this.draining;
     if (draining) {
       const timedOut = !(await settledBefore(draining, deadlineMs));
@@ -311,7 +369,7 @@ export class ActorCell implements Wakeable {
         this.again = false;
         await this.runBroadcasts();
         let more = true;
-        while (more && this.state === "running" && !crash && !this.fenced) {
+        while (more && this.state === "running" && !crash && !this.fenced && !this.notSaved) {
           const size = Math.max(1, this.definition.claimBatch ?? this.host.claimBatch);
           const sentAt = performance.now();
           this.claiming = true;
@@ -338,7 +396,7 @@ export class ActorCell implements Wakeable {
           this.batch = result.claimed;
           let preempted = false;
           for (this.position = 0; this.position < this.batch.length; this.position++) {
-            if (this.state !== "running" || crash || this.fenced) break;
+            if (this.state !== "running" || crash || this.fenced || this.notSaved) break;
             const next = this.batch[this.position] as ClaimedMessage;
             // Never start a message whose lease may be lost: renew when renewal is due (a
             // synchronous handler keeps the renewal timer from firing), skip what is not held.
@@ -364,16 +422,18 @@ export class ActorCell implements Wakeable {
           const seen = result.claimed.length + result.timedOut.length + result.rejected + result.duplicates;
           more = result.more || preempted || seen >= size;
         }
-      } while (this.again && this.state === "running" && !crash && !this.fenced);
+      } while (this.again && this.state === "running" && !crash && !this.fenced && !this.notSaved);
     } catch (err) {
       // Whatever failed (Redis, most likely), the messages still held go back now, not after
       // their lease; the one in hand, if any, is among them.
       this.releaseHeld();
       void this.write();
       this.log.error({ err }, "serving the inbox failed; retrying in 1 s");
-      this.retryTimer = setTimeout(() => this.wake(), 1000);
+      this.retryTimer = this.host.hostClock.setTimeout(() => this.wake(), 1000);
       this.retryTimer.unref();
     }
+    // A persisted state was not saved: the state in memory is ahead of Redis; restart from Redis'.
+    if (!crash && this.notSaved) crash = { directive: "restart", error: this.notSaved };
     if (crash && this.state === "running") await this.end(crash);
     else if (this.fenced && this.state === "running") await this.yieldToOwner();
   }
@@ -581,7 +641,13 @@ export class ActorCell implements Wakeable {
       get signal() {
         return abort.signal;
       },
-      state: this.actorState,
+      // Changed in place or assigned: either way it is the cell's state (saved with persist).
+      get state() {
+        return cell.actorState;
+      },
+      set state(value: unknown) {
+        cell.actorState = value;
+      },
       self: this.self as never,
       system: this.host.system,
       message,
@@ -592,6 +658,7 @@ export class ActorCell implements Wakeable {
       },
       ref: (id: string) => this.host.refFrom(this.id, id) as never,
       extendLease: () => this.extendLeases(),
+      timers: this.timers as never,
     };
   }
 
@@ -730,6 +797,17 @@ export class ActorCell implements Wakeable {
     } finally {
       this.running = undefined;
     }
+    // A persisted actor's state after this message, encoded now (a later message changes it):
+    // one that cannot be saved fails the message as its handler's exception would.
+    let state: StateWrite | undefined;
+    if (this.persisted) {
+      try {
+        const data = encodeState(this.id, this.actorState, this.persisted);
+        state = { base: this.stateSeq, version: this.persisted.version, data };
+      } catch (err) {
+        return this.handlerFailed(base, type, asError(err), offsetMs);
+      }
+    }
     let reply: EncodedMessage | undefined;
     if (result !== undefined) {
       try {
@@ -745,6 +823,7 @@ export class ActorCell implements Wakeable {
           timeout: null,
         });
       } catch (err) {
+        this.rollBackState();
         this.deadLetter(base, type, "reply-error", `reply could not be sent: ${(err as Error).message}`);
         return;
       }
@@ -757,8 +836,38 @@ export class ActorCell implements Wakeable {
       sender: message.sender,
       durationMs,
     });
-    this.finish({ ...base, event: "COMPLETE", reply });
+    if (state) {
+      this.stateSeq += 1;
+      this.stateData = state.data;
+    }
+    this.finish({ ...base, event: "COMPLETE", reply, state });
     if (reply) this.host.sent(reply.envelope);
+  }
+
+  /**
+   * A persisted actor's message failed: ctx.state goes back to the last state saved (or handed to
+   * Redis to save), so that what the failed run changed is neither seen nor saved by the next.
+   */
+  private rollBackState(): void {
+    if (this.persisted && this.stateData !== undefined)
+      this.actorState = decodeState(this.id, this.stateData);
+  }
+
+  /**
+   * A persisted state handed to Redis was not saved (`reason`): the state in memory is ahead of
+   * the saved one, so the incarnation must not go on from it. It ends as a crash (StateNotSavedError)
+   * once the message in hand is done, and its supervisor's restart loads the saved state; a
+   * later state of this incarnation is refused by Redis meanwhile (its seq no longer matches).
+   */
+  private stateNotSaved(messageId: string, reason: string, cause?: unknown): void {
+    if (this.notSaved || this.state !== "running") return;
+    this.notSaved = new StateNotSavedError(this.id, messageId, reason, { cause });
+    this.log.warn(
+      { msgId: messageId, reason },
+      "persisted state not saved; the actor restarts from its saved state",
+    );
+    // Draining: the loop ends at the next message. Idle: a drain that ends at once.
+    this.wake();
   }
 
   /** Runs a handler, bounded by the actor's handlerTimeoutMs when it has one. */
@@ -771,9 +880,10 @@ export class ActorCell implements Wakeable {
   ): Promise<unknown> {
     const limit = this.definition.handlerTimeoutMs;
     if (limit === undefined) return await handler(payload as never, ctx as never);
-    let timer: NodeJS.Timeout | undefined;
+    const clock = this.host.hostClock;
+    let timer: TimerHandle | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = clock.setTimeout(() => {
         const error = new HandlerTimeoutError(this.id, type, limit);
         abort.abort(error);
         reject(error);
@@ -782,7 +892,7 @@ export class ActorCell implements Wakeable {
     try {
       return await Promise.race([Promise.resolve(handler(payload as never, ctx as never)), timeout]);
     } finally {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
     }
   }
 
@@ -797,6 +907,7 @@ export class ActorCell implements Wakeable {
     const maxAttempts = this.definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const directive = this.definition.onFailure ?? "restart";
     const retry = base.attempts < maxAttempts;
+    this.rollBackState();
     this.log.error(
       { msgId: base.id, type, err, attempt: base.attempts, maxAttempts, directive },
       "handler failed",
@@ -853,9 +964,21 @@ export class ActorCell implements Wakeable {
         }
         for (const [i, outcome] of outcomes.entries()) {
           if (outcome === "written") continue;
-          const id = (records[i] as FinishRecord).id;
-          this.log.warn({ msgId: id, reason: outcome }, "outcome not written: the lease was no longer ours");
+          const record = records[i] as FinishRecord;
+          const id = record.id;
+          if (outcome === "state-stale") {
+            // Still leased here: it goes back to the inbox now rather than when its lease runs out,
+            // and its run, whose outcome was refused through no fault of its own, uses no attempt.
+            const { member, token, attempts } = record;
+            this.finish({ id, member, token, attempts, event: "RELEASE", requeue: true, giveBack: true });
+          } else {
+            this.log.warn(
+              { msgId: id, reason: outcome },
+              "outcome not written: the lease was no longer ours",
+            );
+          }
           this.host.events.emit("lease.lost", { actor: this.id, id, reason: outcome, during: "finish" });
+          if (record.state) this.stateNotSaved(id, outcome);
         }
       })
       .catch((err: unknown) => {
@@ -868,6 +991,9 @@ export class ActorCell implements Wakeable {
         }
         // The leases expire and the messages are delivered again: at least once.
         this.log.error({ err, count: records.length }, "writing message outcomes failed");
+        // Saved or not, nobody knows: the state in memory must not be trusted over Redis'.
+        const withState = records.find((r) => r.state);
+        if (withState) this.stateNotSaved(withState.id, "writing it failed", err);
       })
       .finally(() => {
         this.writes?.delete(write);
@@ -880,6 +1006,10 @@ export class ActorCell implements Wakeable {
   /** Writes buffered outcomes and waits for every write in flight. */
   async flush(): Promise<void> {
     void this.write();
-    if (this.writes) await Promise.all(this.writes);
+    // A write's outcome may buffer one more (a message whose persisted state was stale goes back).
+    while (this.writes?.size) {
+      await Promise.all(this.writes);
+      void this.write();
+    }
   }
 }

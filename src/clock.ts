@@ -8,8 +8,37 @@
  *
  * Every clock hands out strictly increasing microseconds, so two messages stamped in the same
  * microsecond by one clock keep their order.
+ *
+ * Host-side timers are a second, separate seam: a {@link HostClock} (`createSystem({ clock })`),
+ * real time by default ({@link realTime}, with `now()` = Redis' clock read locally), or a
+ * {@link SimulatedClock} for tests in virtual time. It drives the timers whose only judge is
+ * this process: a cell's handler timeout (`handlerTimeoutMs`) and its wake-up retry after a
+ * failed claim, the delayed wake-up when a retry comes due, an ask's timeout, the supervisor's
+ * restart backoff and restart-intensity window, the wake-up sweep, a family pool's tick and scan
+ * and its idle passivation (a cell's `lastActiveAt`), a stand-by's retry (single activation),
+ * the presence repair, actor timers.
+ *
+ * Left on real time, on purpose, because what they bound runs on a real clock elsewhere:
+ * - anything Redis judges by its own `TIME`: message deadlines, lease expiry, the due time of a
+ *   handler retry (`retryAtMs`, written on Redis' clock: a retry is claimed again only once
+ *   Redis' clock has passed it, whatever a SimulatedClock says) and of scheduled messages,
+ *   heartbeat staleness;
+ * - a cell's lease renewal and the age check of its last renewal (`renewedAt`), and the finish
+ *   linger (FINISH_LINGER_MS, its outcome buffer's age): they exist to reach Redis before a
+ *   lease runs out on Redis' real clock; in virtual time a test that does not advance would
+ *   lose its leases, or hold finished messages unwritten until they ran again;
+ * - the offset arithmetic against Redis' time in a claim (`result.nowMs - Date.now()`), which
+ *   stamps deadlines and retry times in Redis' clock;
+ * - the heartbeat worker thread and its failure times (presence.ts `firstFailureAt`): other
+ *   processes judge this one dead by real time;
+ * - connection connect/command timeouts (connection.ts) and this module's RedisClock sync: I/O
+ *   bounds;
+ * - shutdown and stop deadlines (`Date.now() + shutdownTimeoutMs`, deadline.ts `settledBefore`):
+ *   a stop must end in real time even when a virtual clock is never advanced;
+ * - durations reported in events and metrics (`performance.now()`): measurements.
  */
 import type { RedisClient } from "./cluster.js";
+import { InvalidOptionError } from "./errors.js";
 
 /** A source of timestamps. */
 export interface Clock {
@@ -165,12 +194,12 @@ export interface TimerHandle {
 }
 
 /**
- * The one seam every host-side timer goes through: lease renewal, the finish linger, retry
- * wake-ups, supervisor backoff, the sweep, actor timers. `createSystem({ clock })` takes one; the
- * default runs on real time. A {@link SimulatedClock} runs them in virtual time, for tests of
- * timers and backoff that do not involve Redis' own clock (deadlines, leases and scheduled
- * messages are judged by Redis' `TIME` and stay on real time). xstate's SimulatedClock is the
- * model.
+ * The one seam host-side timers go through (see the module doc for which, and which stay on
+ * real time): handler timeouts, retry wake-ups, ask timeouts, supervisor backoff, the sweep,
+ * actor timers. `createSystem({ clock })` takes one; the default runs on real time. A
+ * {@link SimulatedClock} runs them in virtual time, for tests of timers and backoff that do not
+ * involve Redis' own clock (deadlines, leases and scheduled messages are judged by Redis' `TIME`
+ * and stay on real time). xstate's SimulatedClock is the model.
  */
 export interface HostClock {
   /** Milliseconds since the Unix epoch, as this clock sees them. */
@@ -199,6 +228,29 @@ export function realTime(nowMs: () => number = Date.now): HostClock {
   };
 }
 
+/** The functions a {@link HostClock} must have. */
+const HOST_CLOCK_METHODS = ["now", "setTimeout", "clearTimeout", "setInterval", "clearInterval"] as const;
+
+/**
+ * Throws InvalidOptionError unless `value` is undefined or a {@link HostClock}: an object with
+ * the five functions `now`, `setTimeout`, `clearTimeout`, `setInterval`, `clearInterval`.
+ */
+export function checkHostClock(option: string, value: unknown): void {
+  if (value === undefined) return;
+  const missing =
+    typeof value === "object" && value !== null
+      ? HOST_CLOCK_METHODS.filter((name) => typeof (value as Record<string, unknown>)[name] !== "function")
+      : [...HOST_CLOCK_METHODS];
+  if (missing.length === 0) return;
+  throw new InvalidOptionError(
+    option,
+    value,
+    `invalid option ${option}: it must be a HostClock, an object with the functions ` +
+      `${HOST_CLOCK_METHODS.join(", ")} (missing: ${missing.join(", ")}); use new SimulatedClock() for ` +
+      "virtual time, or leave it out for real time on Redis' clock",
+  );
+}
+
 interface SimulatedTimer extends TimerHandle {
   at: number;
   seq: number;
@@ -222,6 +274,8 @@ export class SimulatedClock implements HostClock {
   private current: number;
   private seq = 0;
   private timers: SimulatedTimer[] = [];
+  /** True while `advance` fires timers: a timer may not advance the clock itself. */
+  private advancing = false;
 
   /** @param startMs the virtual time to start at, ms since the epoch. @default Date.now() */
   constructor(startMs: number = Date.now()) {
@@ -266,7 +320,20 @@ export class SimulatedClock implements HostClock {
    */
   advance(ms: number): void {
     if (!(ms >= 0)) throw new RangeError(`advance(ms): ms must be a number >= 0, got ${ms}`);
-    const target = this.current + ms;
+    if (this.advancing) {
+      throw new Error(
+        "advance(ms) was called from a timer of the same SimulatedClock; advance from the test instead",
+      );
+    }
+    this.advancing = true;
+    try {
+      this.step(this.current + ms);
+    } finally {
+      this.advancing = false;
+    }
+  }
+
+  private step(target: number): void {
     let firstError: unknown;
     for (;;) {
       const next = this.earliest();
@@ -288,7 +355,9 @@ export class SimulatedClock implements HostClock {
   /** Fires timers until none is left (intervals excepted), at most `limit` of them. */
   runAll(limit = 10_000): void {
     for (let i = 0; i < limit; i++) {
-      const next = this.timers.filter((t) => t.everyMs === undefined).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      const next = this.timers
+        .filter((t) => t.everyMs === undefined)
+        .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
       if (!next) return;
       this.advance(Math.max(0, next.at - this.current));
     }
@@ -296,7 +365,8 @@ export class SimulatedClock implements HostClock {
 
   private earliest(): SimulatedTimer | undefined {
     let best: SimulatedTimer | undefined;
-    for (const t of this.timers) if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
+    for (const t of this.timers)
+      if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
     return best;
   }
 

@@ -195,6 +195,69 @@ export class LeaseLostError extends RedactorError {
   }
 }
 
+/**
+ * A persisted actor's state (`persist`), encoded, is larger than its `maxBytes`: it is not saved,
+ * and the message that produced it fails as if its handler had thrown (retried, then
+ * dead-lettered). Thrown by `setup` too when its state is already over the limit.
+ */
+export class StateTooLargeError extends RedactorError {
+  override name = "StateTooLargeError";
+  constructor(
+    readonly actorId: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(
+      `state of actor "${actorId}" is ${bytes} bytes encoded, over its ${limit}-byte limit; keep ` +
+        "large data elsewhere (a key of its own, a store) and a reference in the state, or raise persist.maxBytes",
+    );
+  }
+}
+
+/**
+ * A persisted actor's saved state cannot be loaded: it was saved under another `persist.version`
+ * and the definition has no `migrate`, `migrate` threw, or the saved value is not a state redactor
+ * wrote. Its `setup` does not run (the incarnation fails to start); `cause` keeps the error.
+ */
+export class StateLoadError extends RedactorError {
+  override name = "StateLoadError";
+  constructor(
+    readonly actorId: string,
+    /**
+     * `version`: saved under another version and no `migrate`; `migrate`: migrate threw;
+     * `decode`: the saved value is not a state redactor wrote.
+     */
+    readonly reason: "version" | "migrate" | "decode",
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot load the saved state of actor "${actorId}": ${detail}`, options);
+  }
+}
+
+/**
+ * A persisted actor's state in memory moved ahead of the state saved in Redis: the completion of
+ * a message that carried it was not written (its lease was lost, another process saved a newer
+ * state, or Redis failed). The incarnation ends as a crash, so that its restart loads the saved
+ * state again; the exit reason of that crash.
+ */
+export class StateNotSavedError extends RedactorError {
+  override name = "StateNotSavedError";
+  constructor(
+    readonly actorId: string,
+    readonly messageId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `the state of actor "${actorId}" after message ${messageId} was not saved (${reason}); the actor ` +
+        "restarts from its saved state. If this repeats, look for lost leases (keep handlers shorter " +
+        "than leaseMs) or a second process running the actor",
+      options,
+    );
+  }
+}
+
 /** The heartbeat thread could not start or its first beat failed: the process cannot show it is alive. */
 export class HeartbeatError extends RedactorError {
   override name = "HeartbeatError";

@@ -10,6 +10,22 @@ import type { Priority } from "./priority.js";
 export interface SystemEvents {
   /** A message was written to an inbox by this system (tells, asks and replies). */
   "message.sent": { id: string; sender: string; recipient: string; type: string; priority: Priority };
+  /**
+   * A message was scheduled by this system (`delayMs` / `at`): it reaches `recipient`'s inbox at
+   * `dueMs` (ms since the epoch, Redis' clock).
+   */
+  "message.scheduled": {
+    id: string;
+    sender: string;
+    recipient: string;
+    type: string;
+    priority: Priority;
+    dueMs: number;
+  };
+  /** This process's scheduler moved `count` due scheduled messages into `recipient`'s inbox. */
+  "message.due": { recipient: string; count: number };
+  /** A scheduled message was cancelled by this system before it was due. */
+  "message.cancelled": { id: string; recipient: string };
   /** An actor claimed messages from its inbox. */
   "message.claimed": { actor: string; count: number };
   /** A handler finished. */
@@ -23,6 +39,12 @@ export interface SystemEvents {
     reason: string;
     deadLettered: boolean;
   };
+  /**
+   * A durable timer of `actor` fired (src/timers.ts): `ticks` tick messages were sent into its
+   * inbox for the tick due at `dueMs` (0 when the missed-tick policy sent none), and `nextDueMs`
+   * is when it fires next (null: it ended).
+   */
+  "timer.fired": { actor: string; key: string; dueMs: number; ticks: number; nextDueMs: number | null };
   /** A message's deadline passed before it started. */
   "message.timeout": { actor: string; id: string };
   /** Malformed or oversized members were dead-lettered by the claim. */
@@ -36,7 +58,8 @@ export interface SystemEvents {
   "lease.lost": {
     actor: string;
     id: string;
-    reason: "gone" | "lease-lost" | "wrong-status" | "not-held" | "not-owner";
+    /** `state-stale`: a persisted state was computed from a saved state that moved on (src/state.ts). */
+    reason: "gone" | "lease-lost" | "wrong-status" | "not-held" | "not-owner" | "state-stale";
     during: "start" | "extend" | "finish";
   };
   /** An ask got its reply; `id` is the request's id. */

@@ -24,6 +24,7 @@ import type { Logger } from "pino";
 import type { Activations } from "./activation.js";
 import type { ActorDefinition, FamilyDefinition } from "./actor.js";
 import type { ActorCell, CellOptions } from "./cell.js";
+import type { HostClock, TimerHandle } from "./clock.js";
 import { existsEach, type RedisClient, scanKeys } from "./cluster.js";
 import { settledBefore } from "./deadline.js";
 import type { SystemEventEmitter } from "./events.js";
@@ -45,6 +46,11 @@ export interface FamilyHost {
   readonly activations: Activations;
   readonly wakeups: Wakeups;
   readonly shutdownTimeoutMs: number;
+  /**
+   * What the pool's tick and scan, and its idle passivation, run on (the system's `clock`
+   * option); an instance's idle time is read from its cell's `lastActiveAt`, on the same clock.
+   */
+  readonly hostClock: HostClock;
   /** Starts an instance's cell, owned (fenced claims), woken by the pool rather than its own channels. */
   startCell(
     definition: ActorDefinition,
@@ -116,8 +122,8 @@ export class FamilyPool implements Child {
   private readonly ignored = new Set<string>();
   /** The pool's live processes, this one included, sorted. */
   private members: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private scanTimer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private scanTimer: TimerHandle | undefined;
   private running = false;
   private ticking = false;
 
@@ -156,9 +162,9 @@ export class FamilyPool implements Child {
     await redis.hset(this.membersKey, nodeId, heartbeatKey);
     await this.host.wakeups.watchPrefix(this.prefix, (app) => this.onMail(app));
     await this.refresh();
-    this.timer = setInterval(() => void this.tick(), this.host.heartbeatMs);
+    this.timer = this.host.hostClock.setInterval(() => void this.tick(), this.host.heartbeatMs);
     this.timer.unref();
-    this.scanTimer = setInterval(() => void this.scan(), SCAN_EVERY_MS);
+    this.scanTimer = this.host.hostClock.setInterval(() => void this.scan(), SCAN_EVERY_MS);
     this.scanTimer.unref();
     void this.scan();
   }
@@ -167,8 +173,8 @@ export class FamilyPool implements Child {
   async stop(deadlineMs: number): Promise<void> {
     this.running = false;
     this.host.familyStopped(this);
-    clearInterval(this.timer);
-    clearInterval(this.scanTimer);
+    this.host.hostClock.clearInterval(this.timer);
+    this.host.hostClock.clearInterval(this.scanTimer);
     this.host.wakeups.unwatchPrefix(this.prefix);
     await settledBefore(
       this.host.redis.hdel(this.membersKey, this.host.nodeId).catch(() => {}),
@@ -309,7 +315,7 @@ export class FamilyPool implements Child {
     this.ticking = true;
     try {
       await this.refresh();
-      const now = performance.now();
+      const now = this.host.hostClock.now();
       const idle = [...this.active].filter(([, cell]) => cell.idle && now - cell.lastActiveAt >= this.idleMs);
       // A message waiting for its retry keeps its instance active until it has run.
       const retrying = await existsEach(

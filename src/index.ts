@@ -15,12 +15,14 @@ export type {
   Protocol,
   ReplyOf,
   RestartType,
+  SavedState,
   SetupContext,
   TellOptions,
   UntypedProtocol,
 } from "./actor.js";
 export { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF, defineActor } from "./actor.js";
 export type { BackoffOptions } from "./backoff.js";
+export { type HostClock, realTime, SimulatedClock, type TimerHandle } from "./clock.js";
 export type { Envelope } from "./envelope.js";
 export {
   decodeEnvelope,
@@ -53,6 +55,9 @@ export {
   RedisTlsError,
   RedisUnavailableError,
   ReplicationError,
+  StateLoadError,
+  StateNotSavedError,
+  StateTooLargeError,
   SystemStoppedError,
   UnserializableValueError,
 } from "./errors.js";
@@ -60,15 +65,24 @@ export { SystemEventEmitter, type SystemEventName, type SystemEvents } from "./e
 export { MAX_ID_BYTES, RESERVED_IDS } from "./ids.js";
 export { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 export {
+  ENTRY_STATUSES,
   type LifecycleEvent,
   lifecycleMachine,
   type MessageStatus,
   nextStatus,
 } from "./lifecycle.js";
 export type { Durability, MailboxOptions } from "./mailbox.js";
+export { MAX_SCHEDULE_MS } from "./options.js";
 export type { AppStatus } from "./presence.js";
 export { Priority } from "./priority.js";
+export {
+  type CancelOutcome,
+  listScheduled,
+  type PromoteResult,
+  type ScheduledMessage,
+} from "./scheduler.js";
 export type { StandardSchemaV1 } from "./schema.js";
+export { DEFAULT_MAX_STATE_BYTES, DEFAULT_STATE_VERSION, type PersistOptions } from "./state.js";
 export {
   type ChildSpec,
   RestartIntensityError,
@@ -86,6 +100,18 @@ export {
   type SpawnedRef,
   type SystemOptions,
 } from "./system.js";
+export {
+  MAX_CATCH_UP_TICKS,
+  MIN_EVERY_MS,
+  type MissedTicks,
+  type TimerInfo,
+  type TimerOptions,
+  type TimerSchedule,
+  TimerScriptError,
+  type TimerStartOptions,
+  type TimerStartOutcome,
+  type Timers,
+} from "./timers.js";
 // Observability: prom-client metrics built from system.events, and a /metrics endpoint.
 
 export {

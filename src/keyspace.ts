@@ -108,11 +108,59 @@ export class Keyspace {
   }
 
   /**
+   * `queue:<app>:scheduled`: the app's scheduled messages, member = message id, score = due
+   * time (whole ms, Redis' clock); the message itself waits in its `message:<id>` hash
+   * (src/scheduler.ts). Not one of the four QueueKinds: no inbox-like listing reads it.
+   */
+  scheduled(app: string): string {
+    return `queue:${this.app(app)}:scheduled`;
+  }
+
+  /** The SCAN pattern that finds every app's `scheduled` set. */
+  scheduledPattern(): string {
+    return "queue:*:scheduled";
+  }
+
+  /** The app id of a key built by `scheduled`, or null when `key` is not one. */
+  appFromScheduledKey(key: string): string | null {
+    if (!key.startsWith("queue:") || !key.endsWith(":scheduled")) return null;
+    const app = key.slice("queue:".length, -":scheduled".length);
+    if (!this.hashTag) return app === "" ? null : app;
+    return app.length > 2 && app.startsWith("{") && app.endsWith("}") ? app.slice(1, -1) : null;
+  }
+
+  /**
+   * `redactor:scheduled`: the index of apps that have scheduled messages, member = app id,
+   * score = a time (ms) at or before the app's earliest due message, or a promoter's claim
+   * (src/scheduler.ts). One key for all apps, in a slot of its own on a cluster.
+   */
+  scheduledIndex(): string {
+    return "redactor:scheduled";
+  }
+
+  /**
+   * `redactor:scheduled:due`: a PUBLISH channel carrying the due time (ms) of each new scheduled
+   * message, so that every process re-arms its scheduler timer at once.
+   */
+  scheduledChannel(): string {
+    return "redactor:scheduled:due";
+  }
+
+  /**
    * `activation:<app>` (cluster layout `activation:{app}`): the node id of the one process that
    * may run the app's actor when it has a single activation (src/lua/activate.lua).
    */
   activation(app: string): string {
     return `activation:${this.app(app)}`;
+  }
+
+  /**
+   * `state:<app>` (cluster layout `state:{app}`): the persisted state of an actor defined with
+   * `persist` (a hash: `v`, `data`, `seq`, `msg`, `at`; src/state.ts), written by finish.lua with
+   * the completion of each message. No TTL: it is the actor's durable state.
+   */
+  state(app: string): string {
+    return `state:${this.app(app)}`;
   }
 
   /**
@@ -138,6 +186,24 @@ export class Keyspace {
   familyInboxPattern(family: string): string {
     const name = family.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
     return this.hashTag ? `queue:{${name}:*}:inbox` : `queue:${name}:*:inbox`;
+  }
+
+  /**
+   * `timers:<app>:specs` (cluster layout `timers:{app}:specs`): the durable timers of the actor
+   * `app`, a hash of timer key → spec JSON (src/timers.ts). Its own suffix, distinct from
+   * `timerDue`'s, keeps both builders injective even though app ids may hold colons.
+   */
+  timerSpecs(app: string): string {
+    return `timers:${this.app(app)}:specs`;
+  }
+
+  /**
+   * `timers:<app>:due` (cluster layout `timers:{app}:due`): when each durable timer of `app` is
+   * next due, a sorted set of timer key scored by the due time (ms). An actor reads only its
+   * head, so idle timers cost nothing (src/timers.ts).
+   */
+  timerDue(app: string): string {
+    return `timers:${this.app(app)}:due`;
   }
 
   /** `status:<app>`: presence hash. */

@@ -8,8 +8,19 @@
 import { createMachine, getInitialSnapshot, getNextSnapshot } from "xstate";
 import { IllegalTransitionError } from "./errors.js";
 
-/** The statuses a `message:<id>` hash can hold (the five strings of docs/PROTOCOL.md). */
-export type MessageStatus = "pending" | "processing" | "completed" | "failed" | "timeout";
+/**
+ * The statuses a `message:<id>` hash can hold: the five strings of docs/PROTOCOL.md, plus
+ * redactor's `scheduled` (waiting for its due time, not in any inbox yet) and `cancelled` (a
+ * scheduled message cancelled before it was due).
+ */
+export type MessageStatus =
+  | "pending"
+  | "processing"
+  | "completed"
+  | "failed"
+  | "timeout"
+  | "scheduled"
+  | "cancelled";
 
 /** What can happen to a message. */
 export type LifecycleEvent =
@@ -26,7 +37,11 @@ export type LifecycleEvent =
   /** Its handler failed and it goes back to the inbox for another attempt. */
   | "RETRY"
   /** Handed back unprocessed (shutdown, lost lease): no attempt is spent. */
-  | "RELEASE";
+  | "RELEASE"
+  /** A scheduled message's due time came: it was put in the inbox (src/lua/promote.lua). */
+  | "DUE"
+  /** A scheduled message was cancelled before it was due (src/lua/cancel.lua). */
+  | "CANCEL";
 
 /** Every event name, for tables and tests. */
 export const LIFECYCLE_EVENTS: readonly LifecycleEvent[] = [
@@ -37,9 +52,14 @@ export const LIFECYCLE_EVENTS: readonly LifecycleEvent[] = [
   "FAIL",
   "RETRY",
   "RELEASE",
+  "DUE",
+  "CANCEL",
 ];
 
-/** The lifecycle machine itself. */
+/**
+ * The lifecycle machine itself. A message sent now starts `pending` (the initial state); a
+ * scheduled one starts `scheduled` ({@link ENTRY_STATUSES}) and becomes `pending` when due.
+ */
 export const lifecycleMachine = createMachine({
   id: "message",
   types: {} as { events: { type: LifecycleEvent } },
@@ -60,6 +80,10 @@ export const lifecycleMachine = createMachine({
     completed: { type: "final" },
     failed: { type: "final" },
     timeout: { type: "final" },
+    scheduled: {
+      on: { DUE: "pending", CANCEL: "cancelled" },
+    },
+    cancelled: { type: "final" },
   },
 });
 
@@ -107,4 +131,10 @@ export const STATUS = {
   rejected: nextStatus("pending", "REJECT"),
   completed: nextStatus("processing", "COMPLETE"),
   released: nextStatus("processing", "RELEASE"),
+  /** The status a scheduled message starts in: the state whose DUE leads to `pending`. */
+  scheduled: MESSAGE_STATUSES.find((s) => table[s]?.DUE === "pending") as MessageStatus,
+  cancelled: nextStatus(MESSAGE_STATUSES.find((s) => table[s]?.DUE === "pending") as MessageStatus, "CANCEL"),
 } as const;
+
+/** The statuses a message starts in: `pending` when sent now, `scheduled` when sent for later. */
+export const ENTRY_STATUSES: readonly MessageStatus[] = [STATUS.pending, STATUS.scheduled];

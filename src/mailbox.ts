@@ -101,7 +101,12 @@ export type RecordOutcome =
   /** The lease matches but the member is no longer in the processing set. */
   | "not-held"
   /** Another process owns the actor now (single activation): nothing of its batch is ours. */
-  | "not-owner";
+  | "not-owner"
+  /**
+   * The record carries a persisted state computed from a saved state that is not the saved one
+   * any more (another writer saved since, or an earlier state of the same call was not written).
+   */
+  | "state-stale";
 
 /** The scripts' outcome codes. */
 const OUTCOME: Readonly<Record<number, RecordOutcome>> = {
@@ -111,6 +116,7 @@ const OUTCOME: Readonly<Record<number, RecordOutcome>> = {
   [-3]: "wrong-status",
   [-4]: "not-held",
   [-5]: "not-owner",
+  [-6]: "state-stale",
 };
 
 /** Maps one script outcome code; an unknown code is a bug in a script, reported as such. */
@@ -172,6 +178,21 @@ export interface FinishRecord {
   retryAtMs?: number;
   /** Sent in the same atomic step. */
   reply?: EncodedMessage;
+  /**
+   * COMPLETE of a persisted actor: its state after this message, saved in the same atomic step
+   * if and only if this record is written (src/state.ts).
+   */
+  state?: StateWrite;
+}
+
+/** A persisted state carried by a FinishRecord. */
+export interface StateWrite {
+  /** The `seq` of the saved state it was computed from: saved only if that is still the saved one. */
+  base: number;
+  /** The actor's `persist.version`. */
+  version: number;
+  /** The encoded state (src/state.ts, encodeState). */
+  data: string;
 }
 
 /** Resolved mailbox options. */
@@ -242,7 +263,11 @@ export class Mailbox {
     };
   }
 
-  private sendArgs(m: EncodedMessage): (string | number)[] {
+  /**
+   * The 8 per-message arguments of send.lua (and of every script that enqueues as it does:
+   * timer-fire.lua): member, id, sender, recipient, message_type, timestamp, both scores.
+   */
+  sendArgs(m: EncodedMessage): (string | number)[] {
     const e = m.envelope;
     return [
       m.member,
@@ -281,8 +306,8 @@ export class Mailbox {
       this.keys.wakeChannel(recipient) ?? "",
       options.push ? this.keys.replyChannel(recipient) : "",
       STATUS.pending,
-      // A message id already waiting, running or done is not sent again.
-      `${STATUS.pending} ${STATUS.processing} ${STATUS.completed}`,
+      // A message id already scheduled, waiting, running or done is not sent again.
+      `${STATUS.pending} ${STATUS.processing} ${STATUS.completed} ${STATUS.scheduled}`,
     ];
     for (const m of messages) {
       keys.push(this.keys.message(recipient, m.envelope.id));
@@ -307,6 +332,46 @@ export class Mailbox {
       });
     }
     return skipped;
+  }
+
+  /**
+   * Schedules one message for later (src/lua/schedule.lua): it waits in its `message:<id>`
+   * hash, listed in `queue:<recipient>:scheduled` at `dueMs`, until the scheduler moves it into
+   * the inbox (src/scheduler.ts); the caller then records the app in the scheduler's index.
+   * Returns "duplicate" when a message with this id is already scheduled, pending, processing or
+   * completed (nothing is written). The envelope's `timestamp` should be the due time.
+   * @param dueMs the due time, whole ms since the epoch by Redis' clock.
+   * @param delayMs how far away that is, ms: the hash lives this much longer than usual.
+   * @throws RedisCommandError when Redis refuses the script (then nothing was scheduled);
+   *   ReplicationError as `send`.
+   */
+  async schedule(m: EncodedMessage, dueMs: number, delayMs: number): Promise<"scheduled" | "duplicate"> {
+    const { id, sender, recipient, message_type, timestamp } = m.envelope;
+    const what = `schedule "${message_type}" for "${recipient}"`;
+    const keys = [this.keys.scheduled(recipient), this.keys.message(recipient, id)];
+    let code: number;
+    try {
+      code = Number(
+        await this.scripts.run("schedule", keys, [
+          this.config.messageTtlSeconds + Math.ceil(Math.max(0, delayMs) / 1000),
+          STATUS.scheduled,
+          `${STATUS.pending} ${STATUS.processing} ${STATUS.completed} ${STATUS.scheduled}`,
+          m.member,
+          id,
+          sender,
+          recipient,
+          message_type,
+          String(timestamp),
+          String(dueMs),
+        ]),
+      );
+    } catch (err) {
+      throw fromRedisReply(what, err);
+    }
+    await this.replicated(keys[0] as string, what);
+    if (code === 1) return "scheduled";
+    if (code === 0) return "duplicate";
+    throw new Error(`schedule.lua returned the unknown outcome code ${code}`);
   }
 
   /**
@@ -453,7 +518,13 @@ export class Mailbox {
       await Promise.all(records.flatMap((r) => (r.reply ? [this.send([r.reply], { push: true })] : [])));
       records = records.map((r) => (r.reply ? { ...r, reply: undefined } : r));
     }
-    const keys = [this.keys.processing(app), this.keys.inbox(app), this.keys.dead(app)];
+    const keys = [
+      this.keys.processing(app),
+      this.keys.inbox(app),
+      this.keys.dead(app),
+      // In the app's slot: a state goes with its record's finish, on one server and on a cluster.
+      this.keys.state(app),
+    ];
     const args: (string | number | Buffer)[] = [
       this.config.messageTtlSeconds,
       this.config.outboxCap,
@@ -476,6 +547,9 @@ export class Mailbox {
         r.attempts,
         r.giveBack ? "1" : "0",
         r.reply ? "1" : "0",
+        r.state ? r.state.base : "",
+        r.state ? r.state.version : "",
+        r.state ? r.state.data : "",
       );
       if (r.reply) {
         const e = r.reply.envelope;

@@ -128,10 +128,18 @@ export function checkStringArray(option: string, value: unknown, fallback?: stri
  * InvalidOptionError.
  */
 export function checkSendOptions(
-  options: { priority?: unknown; timeoutMs?: unknown; id?: unknown; match?: unknown },
+  options: {
+    priority?: unknown;
+    timeoutMs?: unknown;
+    id?: unknown;
+    match?: unknown;
+    delayMs?: unknown;
+    at?: unknown;
+  },
   kind: "tell" | "ask",
 ): void {
   checkObject(`${kind} options`, options);
+  checkSchedule(options);
   if (options.priority !== undefined && !isPriority(options.priority)) {
     fail(
       "priority",
@@ -154,4 +162,33 @@ export function checkSendOptions(
     fail("id", id, "a non-empty string of well-formed text (no lone surrogate, no U+FFFD)", "a fresh uuid4");
   }
   if (options.match !== undefined) checkFunction("match", options.match);
+}
+
+/** Longest delay of a scheduled message: 10 years, in ms. */
+export const MAX_SCHEDULE_MS = 10 * 365.25 * 24 * 3600 * 1000;
+
+/**
+ * Checks the scheduling options of a send: `delayMs` a finite number of ms from 0 to
+ * MAX_SCHEDULE_MS, `at` a valid Date or finite epoch ms no more than MAX_SCHEDULE_MS from now
+ * (any time in the past is fine: the message is then sent at once), not both. Throws
+ * InvalidOptionError.
+ */
+export function checkSchedule(options: { delayMs?: unknown; at?: unknown }): void {
+  checkNumber("delayMs", options.delayMs, { min: 0, max: MAX_SCHEDULE_MS, unit: "ms" }, "0, sent at once");
+  const at = options.at;
+  if (at === undefined) return;
+  if (options.delayMs !== undefined) {
+    throw new InvalidOptionError(
+      "at",
+      at,
+      "give either delayMs (a delay) or at (a time) to schedule a message, not both",
+    );
+  }
+  const ms = at instanceof Date ? at.getTime() : at;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    fail("at", at, "a valid Date or a finite number of ms since the epoch", "none, sent at once");
+  }
+  if (ms > Date.now() + MAX_SCHEDULE_MS) {
+    fail("at", at, `no more than 10 years (${MAX_SCHEDULE_MS} ms) from now`, "none, sent at once");
+  }
 }

@@ -21,7 +21,7 @@
  * scripts read them themselves, in the same call.
  */
 import type { Logger } from "pino";
-import { type Clock, monotonicWallMs } from "./clock.js";
+import { type Clock, type HostClock, monotonicWallMs, realTime, type TimerHandle } from "./clock.js";
 import {
   bySlot,
   countExisting,
@@ -101,6 +101,12 @@ export interface PresenceOptions {
   heartbeatMs: number;
   /** Redis' clock (last_seen, the heartbeat's value). */
   clock: Clock & { readonly offset: number };
+  /**
+   * What the repair runs on (the system's `clock` option): its period and when a full check is
+   * due. The heartbeat thread and its failure times stay on real time.
+   * @default realTime() (Node's timers, the local wall clock)
+   */
+  hostClock?: HostClock;
   log: Logger;
   events: SystemEventEmitter;
 }
@@ -113,9 +119,10 @@ export class Presence {
   private readonly keys: Keyspace;
   private readonly scripts: Scripts;
   private readonly heartbeat: Heartbeat;
+  private readonly hostClock: HostClock;
   /** The apps this process announced online, by app id. */
   private readonly apps = new Set<string>();
-  private repairTimer: NodeJS.Timeout | undefined;
+  private repairTimer: TimerHandle | undefined;
   private repairing = false;
   /** Read every hash at the next period (the heartbeat key had to be written again). */
   private fullCheckDue = false;
@@ -128,6 +135,7 @@ export class Presence {
     this.redis = options.redis;
     this.keys = options.keys;
     this.nodeId = options.nodeId;
+    this.hostClock = options.hostClock ?? realTime();
     this.heartbeatKey = options.keys.heartbeat(options.nodeId);
     this.scripts = new Scripts(options.redis);
     this.heartbeat = new Heartbeat(
@@ -158,8 +166,8 @@ export class Presence {
   async start(): Promise<void> {
     await this.heartbeat.start();
     this.beating = true;
-    this.lastFullCheck = monotonicWallMs();
-    this.repairTimer = setInterval(() => void this.repair(), this.options.heartbeatMs);
+    this.lastFullCheck = this.hostClock.now();
+    this.repairTimer = this.hostClock.setInterval(() => void this.repair(), this.options.heartbeatMs);
     this.repairTimer.unref();
   }
 
@@ -295,7 +303,7 @@ export class Presence {
     this.repairing = true;
     try {
       const apps = [...this.apps];
-      const now = monotonicWallMs();
+      const now = this.hostClock.now();
       const full =
         this.fullCheckDue ||
         now - this.lastFullCheck >= Math.max(FULL_CHECK_MIN_MS, 30 * this.options.heartbeatMs);
@@ -362,7 +370,7 @@ export class Presence {
 
   /** Stops the repair and the heartbeat thread (no beat after this); Redis is not touched. */
   async halt(): Promise<void> {
-    clearInterval(this.repairTimer);
+    this.hostClock.clearInterval(this.repairTimer);
     this.repairTimer = undefined;
     await this.heartbeat.stop();
   }

@@ -20,7 +20,15 @@ export type ScriptName =
   | "heartbeat"
   | "announce"
   | "leave"
-  | "activate";
+  | "activate"
+  | "timer-start"
+  | "timer-cancel"
+  | "timer-fire"
+  | "schedule"
+  | "promote"
+  | "cancel"
+  | "due"
+  | "reindex";
 
 const SCRIPT_NAMES: readonly ScriptName[] = [
   "send",
@@ -33,6 +41,14 @@ const SCRIPT_NAMES: readonly ScriptName[] = [
   "announce",
   "leave",
   "activate",
+  "timer-start",
+  "timer-cancel",
+  "timer-fire",
+  "schedule",
+  "promote",
+  "cancel",
+  "due",
+  "reindex",
 ];
 
 function readLua(name: string): string {

@@ -13,6 +13,7 @@ import {
   type RestartType,
 } from "./actor.js";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
+import type { HostClock } from "./clock.js";
 import { InvalidOptionError, RedactorError } from "./errors.js";
 import type { SystemEvents } from "./events.js";
 import { checkId } from "./ids.js";
@@ -193,14 +194,20 @@ export interface SupervisionHost {
   familyChild(definition: FamilyDefinition, parent: ExitListener): Child;
   /** How long a stop may let handlers finish, ms. */
   readonly shutdownTimeoutMs: number;
+  /**
+   * The clock of restart backoff and of the restart-intensity window (the system's `clock`
+   * option): a SimulatedClock runs both in virtual time.
+   */
+  readonly hostClock: HostClock;
   /** Observability. */
   restarted(info: SystemEvents["actor.restarted"]): void;
   supervisorFailed(info: { supervisor: string; error: Error }): void;
 }
 
-const sleep = (ms: number) =>
+/** Resolves after `ms` ms of `clock`'s time. */
+const sleep = (clock: HostClock, ms: number) =>
   new Promise<void>((resolve) => {
-    setTimeout(resolve, ms).unref();
+    clock.setTimeout(resolve, ms).unref();
   });
 
 /** A running supervisor. */
@@ -302,7 +309,7 @@ export class SupervisorRuntime implements Child, ExitListener {
       this.children = this.children.filter((c) => c !== child);
       return;
     }
-    const now = Date.now();
+    const now = this.host.hostClock.now();
     this.restarts = this.restarts.filter((t) => now - t < this.spec.withinMs);
     this.restarts.push(now);
     if (this.restarts.length > this.spec.maxRestarts) {
@@ -333,7 +340,7 @@ export class SupervisorRuntime implements Child, ExitListener {
         });
       }
     }
-    await sleep(delayMs);
+    await sleep(this.host.hostClock, delayMs);
     for (const c of affected) {
       if (this.state !== "running") return;
       // Stopped on purpose during the backoff: it stays stopped.

@@ -24,7 +24,7 @@ import {
 import { PendingAsks } from "./asks.js";
 import { Batcher } from "./batcher.js";
 import { ActorCell, type CellHost, type CellOptions } from "./cell.js";
-import { RedisClock } from "./clock.js";
+import { checkHostClock, type HostClock, RedisClock, realTime } from "./clock.js";
 import { isCluster, masters, type RedisClient, scanAll } from "./cluster.js";
 import {
   type ConnectionSpec,
@@ -66,6 +66,7 @@ import {
 } from "./options.js";
 import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
 import type { Priority } from "./priority.js";
+import { INDEX_POLL_MS, Scheduler } from "./scheduler.js";
 import {
   type Child,
   type ChildSpec,
@@ -172,6 +173,21 @@ export interface SystemOptions extends MailboxOptions {
    * @default false
    */
   handleSignals?: boolean;
+  /**
+   * The clock of this system's host-side timers (src/clock.ts): lease renewal, the finish
+   * linger, retry wake-ups, handler timeouts, ask timeouts, supervisor restart backoff and the
+   * restart-intensity window, the sweep, family ticks and idle passivation, stand-by retries,
+   * presence repair, actor timers. Pass a `SimulatedClock` to run them in virtual time in tests
+   * (`clock.advance(ms)`).
+   *
+   * It does NOT drive what Redis judges by its own `TIME`: message deadlines, a lease's expiry,
+   * the due time of a retry or a scheduled message (a retry is claimed again only once Redis'
+   * clock has passed it), heartbeat staleness. Nor the heartbeat worker thread, the connection's
+   * timeouts, Redis clock sync, metrics, or shutdown deadlines: those stay on real time.
+   * @default real time (Node's timers), with `now()` = Redis' clock read locally (the system's
+   *   RedisClock)
+   */
+  clock?: HostClock;
 }
 
 /** What `spawn` returns for a spec: a ref to the actor, the family, or the supervisor. */
@@ -218,6 +234,14 @@ export interface ActorSystem {
    * of every master (slow on a large keyspace).
    */
   messageStatus(id: string, recipient?: string): Promise<MessageStatus | null>;
+  /**
+   * Cancels a scheduled message (`tell`/`ask` with `delayMs` or `at`) that has not been
+   * delivered yet: it never reaches its recipient and its status becomes `cancelled`. Resolves
+   * true when it was cancelled, false when there is no such message or it is not scheduled any
+   * more (already delivered, or cancelled). `recipient` finds its hash as in `messageStatus`.
+   * @throws InvalidOptionError for an empty id; RedisCommandError when Redis refuses the script.
+   */
+  cancel(id: string, recipient?: string): Promise<boolean>;
   /** The presence of an app, or null when it never announced itself. */
   status(app: string): Promise<AppStatus | null>;
   /** App ids that are online now (SCAN, heartbeat checked). */
@@ -314,7 +338,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   readonly events = new SystemEventEmitter((err, event) =>
     this.log.error({ err, event }, "an event listener threw; fix the listener"),
   );
-  private readonly asks = new PendingAsks();
+  private readonly asks: PendingAsks;
   /**
    * Recipients of the messages this system sent lately (cluster layout), so `messageStatus(id)`
    * finds `message:{recipient}:<id>` without a SCAN; the oldest are forgotten past RECENT_SENDS.
@@ -345,8 +369,12 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   readonly heartbeatMs: number;
   /** Redis' clock, read locally: every timestamp this system writes follows it. */
   readonly clock: RedisClock;
+  /** The clock of host-side timers (`clock` option): real time on Redis' clock, or virtual time. */
+  readonly hostClock: HostClock;
   private readonly requireNoEviction: boolean;
   readonly wakeups: Wakeups;
+  /** Delivers this and every process's scheduled messages when due (src/scheduler.ts). */
+  readonly scheduler: Scheduler;
   private readonly cells = new Map<string, ActorCell>();
   private systemCell: ActorCell | undefined;
   private readonly root: SupervisorRuntime;
@@ -379,6 +407,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     this.failWhenDisconnected = options.whenDisconnected === "fail";
     this.requireNoEviction = options.requireNoEviction ?? false;
     this.clock = new RedisClock(cmd, () => this.presence.clockMoved());
+    this.hostClock = options.clock ?? realTime(() => this.clock.nowMs());
+    this.asks = new PendingAsks(this.hostClock);
     // Leases are confirmed at least once per heartbeat period while held: a process frozen long
     // enough to be taken for dead then finds out before it starts anything else.
     this.leaseConfirmMs = Math.min(this.mailbox.config.leaseMs / 3, options.heartbeatMs ?? 2000);
@@ -389,15 +419,36 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       nodeId: this.nodeId,
       heartbeatMs: options.heartbeatMs ?? 2000,
       clock: this.clock,
+      hostClock: this.hostClock,
       log: this.log,
       events: this.events,
     });
     this.heartbeatMs = options.heartbeatMs ?? 2000;
-    this.activations = new Activations(cmd, this.keys, this.nodeId, this.heartbeatMs, this.log);
+    this.activations = new Activations(
+      cmd,
+      this.keys,
+      this.nodeId,
+      this.heartbeatMs,
+      this.log,
+      this.hostClock,
+    );
+    this.scheduler = new Scheduler({
+      redis: cmd,
+      keys: this.keys,
+      // Real time, not the `clock` option: what it waits for is a due time on Redis' real clock.
+      clock: realTime(() => this.clock.nowMs()),
+      redisNowMs: () => this.clock.nowMs(),
+      messageTtlSeconds: this.mailbox.config.messageTtlSeconds,
+      pollMs: Math.max(options.sweepMs ?? 1000, INDEX_POLL_MS),
+      log: this.log,
+      promoted: (app, count) => this.events.emit("message.due", { recipient: app, count }),
+    });
     this.wakeups = new Wakeups(sub, cmd, this.keys, this.mailbox, {
       sweepMs: options.sweepMs ?? 1000,
+      clock: this.hostClock,
       channels: {
         [this.keys.broadcastChannel()]: (text) => this.onBroadcast(text),
+        [this.keys.scheduledChannel()]: (text) => this.scheduler.onPublished(text),
         ...(this.keys.sharded
           ? {}
           : { [this.keys.replyChannel(appId)]: (text: string) => this.onPushedReply(text) }),
@@ -405,7 +456,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       shardedChannels: this.keys.sharded
         ? { [this.keys.replyChannel(appId)]: (text) => this.onPushedReply(text) }
         : {},
-      onReconnect: () => void this.reannounce(),
+      onReconnect: () => {
+        void this.reannounce();
+        // Redis may have restarted: what fell due meanwhile is delivered now.
+        this.scheduler.wake();
+      },
       keyspaceEvents: options.keyspaceEvents ?? true,
       nodeId: this.nodeId,
       refused: (channels, err) => {
@@ -484,10 +539,12 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     await this.presence.start();
     try {
       await this.wakeups.start();
+      this.scheduler.start();
       await this.root.start();
       await this.startSystemCell();
     } catch (err) {
       // No heartbeat thread or clock timer outlives a system that failed to start.
+      await this.scheduler.stop();
       this.wakeups.stop();
       this.clock.stop();
       await this.presence.halt();
@@ -516,9 +573,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     if (this.stopping) throw new SystemStoppedError(what);
     checkSendOptions(options, "tell");
     this.checkConnected(what);
-    const env = createEnvelope({ sender, recipient, type, payload, ...options }, this.clock);
+    const { delayMs, at, ...rest } = options;
+    const env = createEnvelope({ sender, recipient, type, payload, ...rest }, this.clock);
+    const due = this.dueTime({ delayMs, at }, env);
     // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
     const encoded = this.mailbox.encode(env);
+    if (due) {
+      await this.untilStopped(this.schedule(encoded, due), what);
+      return env.id;
+    }
     const { result: skipped, index } = await this.untilStopped(
       this.sends.add(sendGroup(sender, recipient), encoded),
       what,
@@ -551,12 +614,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       },
       this.clock,
     );
+    const due = this.dueTime(options, env);
     // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
     const encoded = this.mailbox.encode(env);
     const started = performance.now();
     // The outcome's handlers are attached before anything is awaited: the timeout may fire
-    // while the send is still held up (Redis paused or down), and must reach the caller.
-    const outcome = this.asks.wait(env.id, recipient, type, timeoutMs, options.match).then(
+    // while the send is still held up (Redis paused or down), and must reach the caller. A
+    // scheduled request's timeout counts from its delivery.
+    const waitMs = timeoutMs + (due?.delayMs ?? 0);
+    const outcome = this.asks.wait(env.id, recipient, type, waitMs, options.match).then(
       (payload) => {
         this.events.emit("ask.replied", {
           id: env.id,
@@ -580,11 +646,62 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
         throw err;
       },
     );
-    this.untilStopped(this.sends.add(sendGroup(this.appId, recipient), encoded), what).then(
-      () => this.emitSent(env),
-      (err: unknown) => this.asks.fail(env.id, err instanceof Error ? err : new Error(String(err))),
-    );
+    const sent = due
+      ? this.untilStopped(this.schedule(encoded, due), what)
+      : this.untilStopped(this.sends.add(sendGroup(this.appId, recipient), encoded), what).then(() =>
+          this.emitSent(env),
+        );
+    sent.catch((err: unknown) => this.asks.fail(env.id, err instanceof Error ? err : new Error(String(err))));
     return outcome;
+  }
+
+  /**
+   * The due time of a send with `delayMs` or `at` (checked by checkSendOptions), on Redis' clock,
+   * or null when it is to be sent at once (no option, a delay of 0, a time not in the future).
+   * Stamps `env` with it: a scheduled message's `timestamp` is its due time, so its `timeout`
+   * counts from the delivery and it ranks in FIFO order by due time.
+   */
+  private dueTime(
+    options: { delayMs?: number; at?: Date | number },
+    env: Envelope,
+  ): { dueMs: number; delayMs: number } | null {
+    let dueUs: number;
+    if (options.delayMs !== undefined && options.delayMs > 0) {
+      dueUs = Math.round(env.timestamp * 1e6) + Math.round(options.delayMs * 1000);
+    } else if (options.at !== undefined) {
+      const atMs = options.at instanceof Date ? options.at.getTime() : options.at;
+      if (atMs <= env.timestamp * 1000) return null;
+      dueUs = Math.round(atMs * 1000);
+    } else {
+      return null;
+    }
+    env.timestamp = dueUs / 1e6;
+    // Whole ms, rounded up: Redis' TIME at or past it is at or past the due time.
+    const dueMs = Math.ceil(dueUs / 1000);
+    return { dueMs, delayMs: Math.max(0, dueMs - this.clock.nowMs()) };
+  }
+
+  /**
+   * Writes a scheduled message (Mailbox.schedule) and indexes it for the schedulers; a duplicate
+   * id (already scheduled, pending, running or done) is not scheduled again.
+   */
+  private async schedule(encoded: EncodedMessage, due: { dueMs: number; delayMs: number }): Promise<void> {
+    const env = encoded.envelope;
+    // Indexed before and after: a sender that dies between the two writes still leaves an
+    // index entry at or before the due time (src/scheduler.ts, "the index protocol").
+    await this.scheduler.preindex(env.recipient, due.dueMs);
+    const outcome = await this.mailbox.schedule(encoded, due.dueMs, due.delayMs);
+    if (outcome === "duplicate") {
+      this.log.debug(
+        { msgId: env.id, recipient: env.recipient },
+        "not scheduled again: this id is already scheduled, pending, running or done",
+      );
+      return;
+    }
+    await this.scheduler.indexed(env.recipient, due.dueMs);
+    this.remember(env);
+    const { id, sender, recipient, message_type: type, priority } = env;
+    this.events.emit("message.scheduled", { id, sender, recipient, type, priority, dueMs: due.dueMs });
   }
 
   /**
@@ -616,14 +733,18 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   private emitSent(env: Envelope): void {
-    if (this.keys.hashTag) {
-      this.recipients.set(env.id, env.recipient);
-      if (this.recipients.size > RECENT_SENDS)
-        this.recipients.delete(this.recipients.keys().next().value as string);
-    }
+    this.remember(env);
     if (!this.events.has("message.sent")) return;
     const { id, sender, recipient, message_type: type, priority } = env;
     this.events.emit("message.sent", { id, sender, recipient, type, priority });
+  }
+
+  /** Remembers the recipient of a message sent (cluster layout), for messageStatus and cancel. */
+  private remember(env: Envelope): void {
+    if (!this.keys.hashTag) return;
+    this.recipients.set(env.id, env.recipient);
+    if (this.recipients.size > RECENT_SENDS)
+      this.recipients.delete(this.recipients.keys().next().value as string);
   }
 
   async broadcast(type: string, payload: unknown, options: BroadcastOptions = {}): Promise<void> {
@@ -855,7 +976,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   wakeLater(app: string, delayMs: number): void {
-    setTimeout(() => this.wakeups.wake(app), delayMs).unref();
+    this.hostClock.setTimeout(() => this.wakeups.wake(app), delayMs).unref();
   }
 
   restarted(info: SystemEvents["actor.restarted"]): void {
@@ -887,15 +1008,40 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   async messageStatus(id: string, recipient?: string): Promise<MessageStatus | null> {
-    if (!this.keys.hashTag)
-      return (await this.cmd.hget(this.keys.message("", id), "status")) as MessageStatus | null;
-    // The cluster layout keeps the hash in its recipient's slot: message:{recipient}:<id>.
+    const key = await this.messageKey(id, recipient);
+    return key === null ? null : ((await this.cmd.hget(key, "status")) as MessageStatus | null);
+  }
+
+  /**
+   * The key of message `id`'s hash: `message:<id>`; in the cluster layout
+   * `message:{recipient}:<id>`, with the recipient given, else known from a recent send, else
+   * found by a SCAN of every master (null when none is found).
+   */
+  private async messageKey(id: string, recipient?: string): Promise<string | null> {
+    if (!this.keys.hashTag) return this.keys.message("", id);
     const to = recipient ?? this.recipients.get(id);
-    if (to !== undefined) {
-      return (await this.cmd.hget(this.keys.message(to, id), "status")) as MessageStatus | null;
-    }
+    if (to !== undefined) return this.keys.message(to, id);
     const [key] = await scanAll(this.cmd, this.keys.messagePattern(id));
-    return key === undefined ? null : ((await this.cmd.hget(key, "status")) as MessageStatus | null);
+    return key ?? null;
+  }
+
+  async cancel(id: string, recipient?: string): Promise<boolean> {
+    if (typeof id !== "string" || id === "") {
+      throw new InvalidOptionError(
+        "id",
+        id,
+        "cancel(id): id must be the non-empty id that tell or ask returned",
+      );
+    }
+    if (recipient !== undefined) this.keys.checkApp(recipient, "recipient");
+    const key = await this.messageKey(id, recipient);
+    if (key === null) return false;
+    // Its recipient names its scheduled set: given, read off the cluster key, or its hash's field.
+    const app = recipient ?? this.keys.appFromMessageKey(key, id) ?? (await this.cmd.hget(key, "recipient"));
+    if (app === null) return false;
+    const outcome = await this.scheduler.cancel(app, id);
+    if (outcome === "cancelled") this.events.emit("message.cancelled", { id, recipient: app });
+    return outcome === "cancelled";
   }
 
   status(app: string): Promise<AppStatus | null> {
@@ -928,6 +1074,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     this.asks.rejectAll(new SystemStoppedError("wait for a reply"));
     await this.settleSends(deadline);
     await this.systemCell?.stop(deadline);
+    // A promotion in progress ends (bounded: Redis may be unreachable; an unfinished claim
+    // expires and another process promotes those messages).
+    await settledBefore(this.scheduler.stop(), Math.max(deadline, Date.now()) + 1000);
     this.wakeups.stop();
     this.clock.stop();
     // Offline unless another live process still serves an app; with Redis unreachable this would
@@ -1191,6 +1340,7 @@ function checkSystemOptions(options: SystemOptions): void {
     checkObject("redis", redis, "REDIS_URL, else redis://127.0.0.1:6379");
   }
   checkObject("logger", options.logger, "a pino logger");
+  checkHostClock("clock", options.clock);
   const ms = { above: 0, max: MAX_TIMER_MS, unit: "ms" };
   checkNumber("claimBatch", options.claimBatch, { integer: true, min: 1 }, "64");
   checkNumber("heartbeatMs", options.heartbeatMs, ms, "2000");

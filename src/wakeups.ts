@@ -22,6 +22,7 @@
  * notifications are not used there (each node publishes only its own keys' events), so a bare
  * ZADD is found by the sweep.
  */
+import type { HostClock, TimerHandle } from "./clock.js";
 import { countExisting, existsEach, isCluster, type RedisClient } from "./cluster.js";
 import type { Keyspace } from "./keyspace.js";
 import type { Mailbox } from "./mailbox.js";
@@ -63,7 +64,7 @@ export class Wakeups {
   private flushScheduled = false;
   /** Settles when the (un)subscriptions queued in this tick have been sent and answered. */
   private subscribed: Promise<void> = Promise.resolve();
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: TimerHandle | undefined;
   private sweeping = false;
   private sweeps = 0;
   /** Whether the server publishes keyspace events for sorted sets (checked, never set). */
@@ -80,6 +81,8 @@ export class Wakeups {
     private readonly options: {
       /** Sweep period, ms. */
       sweepMs: number;
+      /** The clock the sweep runs on (the system's `clock` option). */
+      clock: HostClock;
       /** Fixed channels of the system (broadcast, ask replies) and what to do with their texts. */
       channels: Record<string, (text: string) => void>;
       /** Fixed sharded channels (ask replies in the cluster layout), one slot each. */
@@ -175,13 +178,13 @@ export class Wakeups {
       Object.keys(this.options.shardedChannels).map((channel) => this.sub.ssubscribe(channel)),
     );
     await this.checkNotifications();
-    this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
+    this.sweepTimer = this.options.clock.setInterval(() => void this.sweep(), this.options.sweepMs);
     this.sweepTimer.unref();
   }
 
   /** Stops the sweep. */
   stop(): void {
-    clearInterval(this.sweepTimer);
+    this.options.clock.clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
   }
 

@@ -98,6 +98,9 @@ const bareId = uniqueId("bare");
 beforeAll(async () => {
   mkdirSync(join(pkgRoot, "dist"), { recursive: true });
   copyFileSync(join(root, "package.json"), join(pkgRoot, "package.json"));
+  // The bin (bin/redactor.js) runs dist/ here: pkgRoot is not a checkout (no tsconfig.json).
+  mkdirSync(join(pkgRoot, "bin"), { recursive: true });
+  copyFileSync(join(root, "bin", "redactor.js"), join(pkgRoot, "bin", "redactor.js"));
   const build = run(process.execPath, [
     join(root, "node_modules", "typescript", "bin", "tsc"),
     "-p",

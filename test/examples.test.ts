@@ -75,6 +75,21 @@ describe.concurrent("examples", () => {
     expect(stdout).toContain("capture replied: shot-3-pitch-45-yaw90.raw");
   });
 
+  it("timers: HEAR_FC's telemetry loop on durable timers, each missed-tick policy after a stop", async () => {
+    const { code, stdout, stderr } = await example("timers");
+    expect(code, stdout + stderr).toBe(0);
+    expect(stdout).toMatch(/1\. running: [3-5] telemetry, [3-5] audit, [3-5] blink ticks/);
+    const missed = Number(/after ~(\d+) missed periods/.exec(stdout)?.[1]);
+    expect(missed).toBeGreaterThanOrEqual(4);
+    expect(stdout).toContain('telemetry (missed: "once"): 1');
+    // All: one per tick that fell while it was down (4 or 5, as the stop and restart fall on the grid).
+    expect(stdout).toMatch(/audit {5}\(missed: "all"\): {2}[45]\n/);
+    expect(stdout).toContain('blink     (missed: "skip"): 0');
+    expect(stdout).toContain("every tick on the grid started at the first start");
+    expect(stdout).toMatch(/(\d+) ticks handled, \1 distinct: no tick ran twice/);
+    expect(stdout).toContain("3 timers cancelled");
+  });
+
   it("python-peer: redis-py speaks to HEAR_FC per the wire protocol", async () => {
     const { code, stdout, stderr } = await example("python-peer");
     expect(code, stdout + stderr).toBe(0);

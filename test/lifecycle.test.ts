@@ -4,11 +4,14 @@
  * mailbox scripts, and after each step the status Redis holds is the machine's.
  */
 import { getShortestPaths } from "@xstate/graph";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { realTime } from "../src/clock.js";
 import { newMessageId } from "../src/envelope.js";
 import { Keyspace } from "../src/keyspace.js";
 import {
   canTransition,
+  ENTRY_STATUSES,
   isFinalStatus,
   LIFECYCLE_EVENTS,
   type LifecycleEvent,
@@ -19,16 +22,21 @@ import {
 } from "../src/lifecycle.js";
 import { Mailbox, mailboxConfig } from "../src/mailbox.js";
 import { Priority } from "../src/priority.js";
+import { Scheduler } from "../src/scheduler.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 
 const redis = useRedis();
 
-/** Every trail from `pending` to a final status that uses no transition twice. */
-function trails(): LifecycleEvent[][] {
-  const out: LifecycleEvent[][] = [];
+/**
+ * Every trail from an entry status (`pending`, or `scheduled` for a message sent for later) to a
+ * final status that uses no transition twice; each trail starts with its entry status.
+ */
+function trails(): [MessageStatus, ...LifecycleEvent[]][] {
+  const out: [MessageStatus, ...LifecycleEvent[]][] = [];
+  let entry: MessageStatus = "pending";
   const walk = (status: MessageStatus, path: LifecycleEvent[], used: Set<string>) => {
     if (isFinalStatus(status)) {
-      out.push(path);
+      out.push([entry, ...path]);
       return;
     }
     for (const event of LIFECYCLE_EVENTS) {
@@ -37,26 +45,50 @@ function trails(): LifecycleEvent[][] {
       walk(nextStatus(status, event), [...path, event], new Set([...used, edge]));
     }
   };
-  walk("pending", [], new Set());
+  for (const start of ENTRY_STATUSES) {
+    entry = start;
+    walk(start, [], new Set());
+  }
   return out;
 }
 
 describe("message lifecycle", () => {
   it("has the five wire statuses and the documented transitions", () => {
-    expect(MESSAGE_STATUSES).toEqual(["pending", "processing", "completed", "failed", "timeout"]);
+    expect(MESSAGE_STATUSES).toEqual([
+      "pending",
+      "processing",
+      "completed",
+      "failed",
+      "timeout",
+      "scheduled",
+      "cancelled",
+    ]);
+    expect(ENTRY_STATUSES).toEqual(["pending", "scheduled"]);
+    expect(nextStatus("scheduled", "DUE")).toBe("pending");
+    expect(nextStatus("scheduled", "CANCEL")).toBe("cancelled");
+    expect(() => nextStatus("pending", "CANCEL")).toThrow(/not allowed in status "pending"/);
     expect(nextStatus("pending", "CLAIM")).toBe("processing");
     expect(nextStatus("processing", "RETRY")).toBe("pending");
     expect(() => nextStatus("completed", "CLAIM")).toThrow(/not allowed in status "completed"/);
-    // Every state the graph library can reach is one of ours, and every final one is reachable.
+    // Every state the graph library can reach from the initial one is one of ours; the rest are
+    // reached from the other entry status (a scheduled message).
     const reached = new Set(getShortestPaths(lifecycleMachine).map((p) => String(p.state.value)));
+    for (const trail of trails()) {
+      let status = trail[0];
+      reached.add(status);
+      for (const event of trail.slice(1) as LifecycleEvent[]) {
+        status = nextStatus(status, event);
+        reached.add(status);
+      }
+    }
     expect([...reached].sort()).toEqual([...MESSAGE_STATUSES].sort());
   });
 
   const all = trails();
   it("covers every transition of the machine", () => {
     const edges = new Set<string>();
-    for (const trail of all) {
-      let status: MessageStatus = "pending";
+    for (const [entry, ...trail] of all) {
+      let status: MessageStatus = entry;
       for (const event of trail) {
         edges.add(`${status}:${event}`);
         status = nextStatus(status, event);
@@ -68,7 +100,8 @@ describe("message lifecycle", () => {
     expect([...edges].sort()).toEqual(expected.sort());
   });
 
-  it.each(all.map((t) => [t.join(" → "), t] as const))("drives %s against Redis", async (_name, trail) => {
+  it.each(all.map((t) => [t.join(" → "), t] as const))("drives %s against Redis", async (_name, path) => {
+    const [entry, ...trail] = path;
     const client = redis().client();
     const keys = new Keyspace();
     const mailbox = new Mailbox(client, keys, mailboxConfig());
@@ -89,13 +122,24 @@ describe("message lifecycle", () => {
       reply_to: null,
       timeout: 1,
     });
-    await mailbox.send([encoded]);
+    const scheduler = new Scheduler({
+      redis: client,
+      keys,
+      clock: realTime(),
+      redisNowMs: Date.now,
+      messageTtlSeconds: mailbox.config.messageTtlSeconds,
+      pollMs: 1000,
+      log: pino({ level: "silent" }),
+    });
+    // A scheduled message is due at once (its due time is its timestamp, already past).
+    if (entry === "scheduled") await mailbox.schedule(encoded, Math.ceil(sentAt * 1000), 0);
+    else await mailbox.send([encoded]);
     const statusOf = () => client.hget(keys.message(app, id), "status");
     const where = async () => ({
       inbox: (await client.zscore(keys.inbox(app), encoded.member)) !== null,
       processing: (await client.zscore(keys.processing(app), encoded.member)) !== null,
     });
-    let status: MessageStatus = "pending";
+    let status: MessageStatus = entry;
     expect(await statusOf()).toBe(status);
     let attempts = 0;
     for (const event of trail) {
@@ -120,6 +164,12 @@ describe("message lifecycle", () => {
           expect(claimed.rejected).toBe(1);
           break;
         }
+        case "scheduled:DUE":
+          expect((await scheduler.promote(app)).moved).toBe(1);
+          break;
+        case "scheduled:CANCEL":
+          expect(await scheduler.cancel(app, id)).toBe("cancelled");
+          break;
         case "processing:RETRY":
         case "processing:RELEASE":
           expect(
@@ -130,7 +180,7 @@ describe("message lifecycle", () => {
           expect(
             (
               await mailbox.finish(app, [
-                { ...record, event: event as Exclude<LifecycleEvent, "CLAIM" | "REJECT"> },
+                { ...record, event: event as Exclude<LifecycleEvent, "CLAIM" | "REJECT" | "DUE" | "CANCEL"> },
               ])
             ).outcomes,
           ).toEqual(["written"]);

@@ -130,8 +130,54 @@ async function typedFamilies() {
   });
 }
 
+function typedPersist() {
+  type Ctr = { inc: { payload: { by: number } } };
+  defineActor<Ctr, { count: number }>({
+    id: "counter",
+    persist: true,
+    setup: (ctx) => {
+      expectTypeOf(ctx.saved).toEqualTypeOf<{ count: number } | undefined>();
+      return ctx.saved ?? { count: 0 };
+    },
+    handlers: {
+      inc: (p, ctx) => {
+        // Changed in place or assigned: both are the state.
+        ctx.state.count += p.by;
+        ctx.state = { count: ctx.state.count };
+      },
+    },
+  });
+  defineActor<Ctr, { total: number }>({
+    id: "counter",
+    persist: {
+      version: 2,
+      maxBytes: 4096,
+      migrate: (old, fromVersion) => {
+        expectTypeOf(old).toEqualTypeOf<unknown>();
+        expectTypeOf(fromVersion).toEqualTypeOf<number>();
+        return { total: (old as { count: number }).count };
+      },
+    },
+    setup: (ctx) => ctx.saved ?? { total: 0 },
+    handlers: { inc: () => {} },
+  });
+  defineActor<Ctr, { total: number }>({
+    id: "counter",
+    // @ts-expect-error migrate returns the state type
+    persist: { version: 2, migrate: () => ({ total: "none" }) },
+    handlers: { inc: () => {} },
+  });
+  defineActor<Ctr, { total: number }>({
+    id: "counter",
+    // @ts-expect-error persist is a boolean or PersistOptions
+    persist: "yes",
+    handlers: { inc: () => {} },
+  });
+}
+
 describe("typed API", () => {
   it("is checked at compile time", () => {
+    expectTypeOf(typedPersist).toBeFunction();
     expectTypeOf(typedRefs).toBeFunction();
     expectTypeOf(typedHandlers).toBeFunction();
     expectTypeOf(typedFamilies).toBeFunction();

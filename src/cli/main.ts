@@ -222,10 +222,17 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
-  const code = await main(process.argv.slice(2));
+/**
+ * The command as a process runs it: `main` with the process' arguments (without `node` and the
+ * script), its exit code as the process' exit code. The package's bin (`bin/redactor.js`) calls
+ * this; so does this file when it is the script node was started with (`node dist/cli/main.js`).
+ */
+export async function runCommandLine(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const code = await main(argv);
   process.exitCode = code;
   // Every command closes what it opened; this only guards against a stray handle keeping a
   // finished command alive.
   setTimeout(() => process.exit(code), 2000).unref();
 }
+
+if (isEntryPoint()) await runCommandLine();

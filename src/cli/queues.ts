@@ -433,7 +433,9 @@ export async function readApp(redis: RedisClient, keys: Keyspace, app: string): 
     queueCounts(redis, keys, [app]),
   ]);
   const row = rowOf(app, presence, counts[0] ?? []);
-  return presence || row.inbox + row.inFlight + row.dead > 0 ? row : null;
+  if (presence || row.inbox + row.inFlight + row.dead > 0) return row;
+  // Only scheduled messages (src/scheduler.ts): an app all the same.
+  return (await redis.zcard(keys.scheduled(app))) > 0 ? row : null;
 }
 
 /** A ZSCAN MATCH pattern that finds members containing `id`, even when JSON escaped some of it. */

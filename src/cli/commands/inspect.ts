@@ -1,4 +1,8 @@
-/** `redactor inspect <app>`: an app's inbox in run order, its leases and its dead letters. */
+/**
+ * `redactor inspect <app>`: an app's inbox in run order, its leases, its dead letters and its
+ * scheduled messages.
+ */
+import { listScheduled, type ScheduledMessage } from "../../scheduler.js";
 import { arg, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode } from "../errors.js";
 import { parseCount, preview, priorityName, relativeTime, shortDuration } from "../format.js";
@@ -99,6 +103,11 @@ export function deadTable(entries: readonly DeadEntry[], now: number): string {
   );
 }
 
+/** JSON view of a scheduled message. */
+export function scheduledJson(m: ScheduledMessage, now: number) {
+  return { id: m.id, type: m.type, sender: m.sender, due: m.dueMs, dueInMs: Math.round(m.dueMs - now) };
+}
+
 function more(shown: number, total: number): string {
   return total > shown ? `… and ${total - shown} more (raise --limit)` : "";
 }
@@ -106,7 +115,8 @@ function more(shown: number, total: number): string {
 /** The `inspect` command. */
 export const inspectCommand: CommandSpec = {
   name: "inspect",
-  summary: "Show an app's inbox in the order it will run, its messages in flight and its dead letters.",
+  summary:
+    "Show an app's inbox in the order it will run, its messages in flight, its dead letters and its scheduled messages.",
   description:
     "A redactor inbox runs strict priority first, oldest first within a priority; members a peer " +
     "added with its own score (priority*1000+timestamp) are placed where the next claim re-scores " +
@@ -132,10 +142,11 @@ export const inspectCommand: CommandSpec = {
       );
     }
     const ordering = orderingOf(row.presence);
-    const [inbox, inFlight, dead] = await Promise.all([
+    const [inbox, inFlight, dead, scheduled] = await Promise.all([
       readInbox(redis, ctx.keys, app, ordering, limit),
       readInFlight(redis, ctx.keys, app, limit),
       readDead(redis, ctx.keys, app, limit),
+      listScheduled(redis, ctx.keys, app, limit),
     ]);
     const now = Date.now();
     if (ctx.json) {
@@ -152,6 +163,10 @@ export const inspectCommand: CommandSpec = {
             inbox: { total: inbox.total, entries: inbox.entries.map((e) => inboxJson(e, now)) },
             inFlight: { total: inFlight.total, entries: inFlight.entries.map((e) => inFlightJson(e, now)) },
             dead: { total: dead.total, entries: dead.entries.map(deadJson) },
+            scheduled: {
+              total: scheduled.total,
+              entries: scheduled.messages.map((m) => scheduledJson(m, now)),
+            },
           },
           null,
           2,
@@ -261,6 +276,29 @@ export const inspectCommand: CommandSpec = {
         [deadTitle, deadTable(dead.entries, now), more(dead.entries.length, dead.total)]
           .filter(Boolean)
           .join("\n"),
+      );
+    }
+    const scheduledTitle = `scheduled: ${scheduled.total}`;
+    if (scheduled.messages.length === 0) blocks.push(scheduledTitle);
+    else {
+      const table = renderTable(
+        [
+          { header: "due" },
+          { header: "at" },
+          { header: "id" },
+          { header: "type", max: 24 },
+          { header: "from", max: 24 },
+        ],
+        scheduled.messages.map((m) => [
+          m.dueMs <= now ? "due now" : `in ${shortDuration(m.dueMs - now)}`,
+          new Date(m.dueMs).toISOString(),
+          m.id,
+          m.type ?? "-",
+          m.sender ?? "-",
+        ]),
+      );
+      blocks.push(
+        [scheduledTitle, table, more(scheduled.messages.length, scheduled.total)].filter(Boolean).join("\n"),
       );
     }
     ctx.out(blocks.join("\n\n"));

@@ -3,9 +3,9 @@
  * one supervisor, and serves them until SIGINT or SIGTERM, then shuts the system down cleanly
  * (handlers in flight finish, unclaimed work goes back to the inboxes, actors go offline).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type ActorDefinition, isFamilyDefinition } from "../../actor.js";
 import { RedactorError, RedisUnavailableError } from "../../errors.js";
@@ -89,33 +89,82 @@ export function specsFromModule(namespace: Record<string, unknown>, names: reado
   return [...unique.keys()];
 }
 
-/** Makes `import()` of .ts files work through tsx, when it can be found. */
+/** tsx's two loader APIs: `esm` for ES modules, `cjs` for CommonJS (a .ts file in a "type": "commonjs" package, .cts). */
+type TsxApi = "esm" | "cjs";
+
+/**
+ * The file that `import("tsx/<api>/api")` would load from the project in the current directory,
+ * or undefined when it has no tsx. Read from tsx's own `exports` map: `require.resolve` picks the
+ * `require` condition, and tsx's CommonJS flavour of its ESM API does not work when imported.
+ */
+function projectTsx(api: TsxApi): string | undefined {
+  try {
+    const manifest = createRequire(join(process.cwd(), "noop.js")).resolve("tsx/package.json");
+    const { exports } = JSON.parse(readFileSync(manifest, "utf8")) as {
+      exports?: Record<string, { import?: string | { default?: string } }>;
+    };
+    const entry = exports?.[`./${api}/api`]?.import;
+    const file = typeof entry === "string" ? entry : entry?.default;
+    return file === undefined ? undefined : join(dirname(manifest), file);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes `import()` of .ts files work through tsx, when it can be found: the project's own tsx
+ * first, then the one next to redactor. Both of tsx's loaders are registered, because a .ts file
+ * in a CommonJS project (what `npm init` writes) is a CommonJS module.
+ */
 async function enableTypeScript(path: string): Promise<void> {
-  const attempts: (() => Promise<unknown>)[] = [
-    // The user's own tsx first (their project), then the one next to redactor.
-    async () =>
-      import(pathToFileURL(createRequire(join(process.cwd(), "noop.js")).resolve("tsx/esm/api")).href),
-    async () => {
-      const specifier = "tsx/esm/api";
-      return import(specifier);
-    },
-  ];
-  for (const attempt of attempts) {
-    try {
-      const api = (await attempt()) as { register?: () => unknown; default?: { register?: () => unknown } };
-      const register = api.register ?? api.default?.register;
-      if (register) {
-        register();
-        return;
+  for (const api of ["esm", "cjs"] as const) {
+    const attempts: (() => Promise<unknown>)[] = [
+      async () => {
+        const file = projectTsx(api);
+        if (file === undefined) throw new Error("no tsx in the project");
+        return import(pathToFileURL(file).href);
+      },
+      async () => {
+        const specifier = `tsx/${api}/api`;
+        return import(specifier);
+      },
+    ];
+    let registered = false;
+    for (const attempt of attempts) {
+      try {
+        const loaded = (await attempt()) as {
+          register?: () => unknown;
+          default?: { register?: () => unknown };
+        };
+        const register = loaded.register ?? loaded.default?.register;
+        if (register) {
+          register();
+          registered = true;
+          break;
+        }
+      } catch {
+        // Not installed there; try the next place.
       }
-    } catch {
-      // Not installed there; try the next place.
+    }
+    if (!registered) {
+      throw new CommandFailedError(
+        `${path} is TypeScript and tsx was not found to load it; install it (npm i -D tsx), ` +
+          `or run "node --import tsx $(which redactor) run ${path}", or build the module to JavaScript first`,
+      );
     }
   }
-  throw new CommandFailedError(
-    `${path} is TypeScript and tsx was not found to load it; install it (npm i -D tsx), ` +
-      `or run "node --import tsx $(which redactor) run ${path}", or build the module to JavaScript first`,
-  );
+}
+
+/**
+ * A module's exports. A CommonJS module compiled from TypeScript or by Babel (`__esModule`) has
+ * its exports in `module.exports`, which import() gives as the default export; its own default
+ * export is then `module.exports.default`.
+ */
+function exportsOf(namespace: Record<string, unknown>): Record<string, unknown> {
+  const cjs = namespace.default as { __esModule?: unknown } | null | undefined;
+  return cjs !== null && typeof cjs === "object" && cjs.__esModule === true
+    ? (cjs as Record<string, unknown>)
+    : namespace;
 }
 
 async function importModule(path: string): Promise<Record<string, unknown>> {
@@ -124,7 +173,7 @@ async function importModule(path: string): Promise<Record<string, unknown>> {
     throw new CommandFailedError(`no such module: ${file}; give a path to a .js, .mjs or .ts file`);
   if ([".ts", ".mts", ".cts", ".tsx"].includes(extname(file))) await enableTypeScript(path);
   try {
-    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    return exportsOf((await import(pathToFileURL(file).href)) as Record<string, unknown>);
   } catch (err) {
     throw new CommandFailedError(`cannot import ${path}: ${(err as Error).message}`);
   }
