@@ -407,3 +407,29 @@ export class ReplicationError extends RedactorError {
     );
   }
 }
+
+/**
+ * `forget` refused to delete an app's keys: a live process serves or owns the app, or a peer's
+ * presence hash says it is online (src/hygiene.ts).
+ */
+export class AppInUseError extends RedactorError {
+  override name = "AppInUseError";
+  constructor(
+    readonly app: string,
+    /** Why it counts as in use, e.g. `online, served by <node>`. */
+    readonly detail: string,
+  ) {
+    super(
+      `app "${app}" is in use (${detail}); stop the processes that serve it first, or, if you are sure ` +
+        "it is gone (a peer that died still says online), force it (redactor forget --force)",
+    );
+  }
+}
+
+/**
+ * The dashboard cannot be served (src/dashboard/server.ts): its port is taken, its host cannot be
+ * bound, or the system does not expose its Redis connection. The message says what to change.
+ */
+export class DashboardError extends RedactorError {
+  override name = "DashboardError";
+}

@@ -32,11 +32,13 @@ export {
   PAYLOAD_META_FIELD,
   payloadEncoding,
 } from "./envelope.js";
+export { type DashboardOptions, type DashboardServer, serveDashboard } from "./dashboard/server.js";
 export { ERROR_REPLY_PREFIX, type ErrorReplyPayload } from "./error-replies.js";
 export {
   ActivationConflictError,
   AskFailedError,
   AskTimeoutError,
+  DashboardError,
   DuplicateActorError,
   EnvelopeError,
   EvictionPolicyError,

@@ -18,6 +18,47 @@ export type QueueKind = "inbox" | "outbox" | "processing" | "dead";
 
 const QUEUE_KINDS: readonly QueueKind[] = ["inbox", "outbox", "processing", "dead"];
 
+/**
+ * The kinds of key that belong to one app, each built by the Keyspace method of the same name
+ * from the app id alone: `redactor forget` deletes all of them and `redactor gc` judges them
+ * (src/hygiene.ts). A new per-app key goes here, or into NOT_APP_KEYS with the reason;
+ * test/gc.test.ts fails while a builder is in neither.
+ */
+export const APP_KEY_KINDS = [
+  "inbox",
+  "outbox",
+  "processing",
+  "dead",
+  "scheduled",
+  "status",
+  "activation",
+  "state",
+  "timerSpecs",
+  "timerDue",
+] as const;
+
+/** One kind of per-app key (APP_KEY_KINDS). */
+export type AppKeyKind = (typeof APP_KEY_KINDS)[number];
+
+/**
+ * The builders that take an app id (or a name in its place) but whose names are not among the
+ * app's own keys, and why. Everything an app has is APP_KEY_KINDS, its `message:{app}:*`
+ * hashes (`appMessagePattern`) and its entry in `scheduledIndex`.
+ */
+export const NOT_APP_KEYS: Readonly<Record<string, string>> = {
+  channel: "a pub/sub channel, not a key",
+  wakeChannel: "a pub/sub channel, not a key",
+  replyChannel: "a pub/sub channel, not a key",
+  heartbeat: "named by a process's node id, not by an app; it expires on its own",
+  familyMembers: "named by an actor family, shared by the processes of its pool",
+  familyActive: "named by an actor family and a process",
+  familyInboxPattern: "a SCAN pattern",
+  messagePrefix: "a prefix; the hashes are found with appMessagePattern",
+  message: "one message's hash; an app's are found with appMessagePattern",
+  messagePattern: "a SCAN pattern for one message id",
+  appMessagePattern: "a SCAN pattern; forget deletes what it finds",
+};
+
 /** Options that shape the key layout. */
 export interface KeyspaceOptions {
   /**
@@ -214,6 +255,21 @@ export class Keyspace {
   /** The SCAN pattern that finds every presence hash. */
   statusPattern(): string {
     return "status:*";
+  }
+
+  /** Every key of one app (APP_KEY_KINDS), in that order, whether it exists or not. */
+  appKeys(app: string): { kind: AppKeyKind; key: string }[] {
+    return APP_KEY_KINDS.map((kind) => ({ kind, key: this[kind](app) }));
+  }
+
+  /**
+   * The SCAN pattern of the `message:{app}:<id>` hashes of the messages sent to `app` in the
+   * cluster layout (glob characters of the id escaped), or null in the peers' layout, where a
+   * message hash (`message:<id>`) does not carry its recipient in its name.
+   */
+  appMessagePattern(app: string): string | null {
+    if (!this.hashTag) return null;
+    return `message:{${app.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}}:*`;
   }
 
   /** The app id back from a presence key found by SCAN. */

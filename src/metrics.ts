@@ -100,7 +100,7 @@ const PRIORITY_LABEL: Record<Priority, string> = { 1: "LOW", 2: "NORMAL", 3: "HI
  * The system's own connection and layout. ActorSystem does not expose them, so they are taken
  * from the implementation when it is the one this package builds.
  */
-function systemStore(system: ActorSystem): { redis: RedisClient; keys: Keyspace } | undefined {
+export function systemStore(system: ActorSystem): { redis: RedisClient; keys: Keyspace } | undefined {
   const inner = system as unknown as { mailbox?: unknown; keys?: unknown };
   if (inner.mailbox instanceof Mailbox && inner.keys instanceof Keyspace) {
     return { redis: inner.mailbox.redis, keys: inner.keys };

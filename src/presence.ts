@@ -42,6 +42,14 @@ import { Scripts } from "./scripts.js";
 export const ORDERING_FIELD = "ordering";
 /** The canonical ordering's name. */
 export const ORDERING_CANONICAL = "fifo-v1";
+/**
+ * `status:<app>.role`: what redactor made the app for, when it was not an actor: `system` for a
+ * process's own `appId` (its ask replies and outbox). `redactor gc` removes what is left of such
+ * an app once its process is gone (src/hygiene.ts); a hash without the field is never its.
+ */
+export const ROLE_FIELD = "role";
+/** The `role` of a process's own `appId`. */
+export const ROLE_SYSTEM = "system";
 /** Prefix of the field that lists one serving process: `serving:<node>` = its heartbeat key. */
 export const SERVING_FIELD_PREFIX = "serving:";
 
@@ -122,6 +130,8 @@ export class Presence {
   private readonly hostClock: HostClock;
   /** The apps this process announced online, by app id. */
   private readonly apps = new Set<string>();
+  /** The `role` field of local apps that have one (ROLE_FIELD), written again with their hash. */
+  private readonly roles = new Map<string, string>();
   private repairTimer: TimerHandle | undefined;
   private repairing = false;
   /** Read every hash at the next period (the heartbeat key had to be written again). */
@@ -290,6 +300,28 @@ export class Presence {
   /** Writes again the presence of every local app (after a reconnect: Redis may have lost it). */
   async reannounce(): Promise<void> {
     await this.announce("force", [...this.apps]);
+    await this.writeRoles([...this.apps]);
+  }
+
+  /**
+   * Marks `app` (announced by this process) with a `role` field (ROLE_FIELD), kept while it is
+   * local: written again whenever the repair writes its hash again.
+   */
+  async markRole(app: string, role: string): Promise<void> {
+    this.roles.set(app, role);
+    await this.writeRoles([app]);
+  }
+
+  /** HSET of the `role` field of those of `apps` that have one (one command per app). */
+  private async writeRoles(apps: readonly string[]): Promise<void> {
+    await Promise.all(
+      apps.flatMap((app) => {
+        const role = this.roles.get(app);
+        return role === undefined || !this.apps.has(app)
+          ? []
+          : [this.redis.hset(this.keys.status(app), ROLE_FIELD, role)];
+      }),
+    );
   }
 
   /**
@@ -324,6 +356,7 @@ export class Presence {
       if (left.length > 0) await this.leave(left);
       const fixed = repaired.filter((app) => this.apps.has(app));
       if (fixed.length > 0) {
+        await this.writeRoles(fixed);
         this.options.log.warn(
           { apps: fixed.slice(0, 20), count: fixed.length },
           "presence was missing or wrong in Redis (flushed, deleted, restarted without data); written again",
@@ -346,7 +379,10 @@ export class Presence {
    * leave.lua). Resolves with the apps marked offline.
    */
   async leave(apps: readonly string[]): Promise<string[]> {
-    for (const app of apps) this.apps.delete(app);
+    for (const app of apps) {
+      this.apps.delete(app);
+      this.roles.delete(app);
+    }
     const offline: string[] = [];
     const args = (chunk: readonly string[], dead: string) => [
       this.nodeId,

@@ -51,6 +51,7 @@ import {
 } from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
 import { type FamilyHost, FamilyPool } from "./family.js";
+import { claimProcessKeys, expireProcessKeys } from "./hygiene.js";
 import { checkId } from "./ids.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
@@ -64,7 +65,7 @@ import {
   MAX_TIMER_MS,
   requireObject,
 } from "./options.js";
-import { type AppStatus, Presence, readStatus, scanStatuses } from "./presence.js";
+import { type AppStatus, Presence, ROLE_SYSTEM, readStatus, scanStatuses } from "./presence.js";
 import type { Priority } from "./priority.js";
 import { INDEX_POLL_MS, Scheduler } from "./scheduler.js";
 import {
@@ -973,6 +974,29 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     await cell.start();
     this.systemCell = cell;
     await this.presence.online(this.appId);
+    await this.claimOwnKeys();
+  }
+
+  /**
+   * Key hygiene (src/hygiene.ts): the system's own appId is marked `role system`, so that
+   * `redactor gc` knows it for a process's app once the process is gone, and its status and
+   * outbox lose the TTL an earlier process's shutdown gave them.
+   */
+  private async claimOwnKeys(): Promise<void> {
+    await this.presence.markRole(this.appId, ROLE_SYSTEM);
+    await claimProcessKeys(this.cmd, this.keys, this.appId);
+  }
+
+  /**
+   * Key hygiene at shutdown: when no other live process serves the system's appId (`offline`
+   * lists it), its status and outbox expire after LEFTOVER_TTL_S unless a process with that
+   * appId starts again (src/hygiene.ts).
+   */
+  private async expireOwnKeys(offline: readonly string[]): Promise<void> {
+    if (!offline.includes(this.appId)) return;
+    await expireProcessKeys(this.cmd, this.keys, this.appId).catch((err: unknown) => {
+      this.log.warn({ err }, "could not give the system's status and outbox a TTL; redactor gc removes them");
+    });
   }
 
   wakeLater(app: string, delayMs: number): void {
@@ -1082,7 +1106,10 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     // Offline unless another live process still serves an app; with Redis unreachable this would
     // wait forever: the heartbeat, stopped anyway, goes stale and says offline instead.
     const marked = settledBefore(
-      this.presence.leave([...ids]).then(() => this.presence.stop()),
+      this.presence
+        .leave([...ids])
+        .then((offline) => this.expireOwnKeys(offline))
+        .then(() => this.presence.stop()),
       Math.max(deadline, Date.now()) + 1000,
     );
     if (!(await marked)) {

@@ -24,7 +24,10 @@ import {
   stringOption,
   usageLine,
 } from "./command.js";
+import { dashboardCommand } from "./commands/dashboard.js";
 import { dlqGroup } from "./commands/dlq.js";
+import { forgetCommand } from "./commands/forget.js";
+import { gcCommand } from "./commands/gc.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { lsCommand } from "./commands/ls.js";
 import { messageCommand } from "./commands/message.js";
@@ -43,6 +46,9 @@ const COMMANDS: readonly (CommandSpec | CommandGroup)[] = [
   messageCommand,
   dlqGroup,
   runCommand,
+  dashboardCommand,
+  gcCommand,
+  forgetCommand,
 ];
 
 function isGroup(entry: CommandSpec | CommandGroup): entry is CommandGroup {

@@ -62,8 +62,9 @@ export function ephemeralAppId(kind: string): string {
  * does not fill up with one offline app per CLI invocation.
  */
 export async function forgetApp(redis: RedisClient, keys: Keyspace, app: string): Promise<void> {
-  // One DEL: in the cluster layout an app's keys share one slot.
-  await redis.del(keys.status(app), keys.inbox(app), keys.outbox(app), keys.processing(app), keys.dead(app));
+  // One DEL: in the cluster layout an app's keys share one slot. A late reply creates the inbox
+  // again; `redactor gc` removes it (src/hygiene.ts).
+  await redis.del(...keys.appKeys(app).map((k) => k.key));
 }
 
 /** The logger of systems the CLI starts: warnings and errors to stderr, so stdout stays clean. */

@@ -143,8 +143,8 @@ if #ours > 0 then redis.call('ZREM', processing, unpack(ours)) end
 -- grow memory, and lets the rest of a script through once it has written: the first write here
 -- is the ZREM above or an EXPIRE, never refused, so outcomes and starts are always written whole.
 if startToken ~= '' and not startCode then
-  if #ours == 0 then redis.call('EXPIRE', KEYS[4], ttl) end
-  results[1] = redis.call('HINCRBY', KEYS[4], 'attempts', 1)
+  if #ours == 0 then redis.call('EXPIRE', startKey, ttl) end
+  results[1] = redis.call('HINCRBY', startKey, 'attempts', 1)
 end
 for _, r in ipairs(records) do
   -- lease '' rather than HDEL: one command fewer per message.

@@ -1,13 +1,9 @@
 /** `redactor dlq ls|retry|purge <app>`: the dead letters of an app (`queue:<app>:dead`). */
-import type { RedisClient } from "../../cluster.js";
-import type { Keyspace } from "../../keyspace.js";
-import { STATUS } from "../../lifecycle.js";
-import { mailboxConfig } from "../../mailbox.js";
-import { canonicalScore, isPriority, monotonicMicros } from "../../priority.js";
+import { purgeDeadLetters, retryDeadLetters } from "../../dead-letters.js";
 import { arg, type CommandContext, type CommandGroup, type CommandSpec, stringOption } from "../command.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { parseCount, parseDuration } from "../format.js";
-import { type DeadEntry, deadlineMs, parseDeadEntry, readDead, scanFor } from "../queues.js";
+import { readDead } from "../queues.js";
 import { renderTable } from "../table.js";
 import { deadJson, deadTable } from "./inspect.js";
 
@@ -18,31 +14,6 @@ const idsArg = {
   variadic: true,
   description: "only the dead letters of these message ids (default: all)",
 } as const;
-
-/** Dead letters whose message cannot run again as it is stored. */
-const NOT_RETRYABLE: Record<string, string> = {
-  malformed: "the member is not a message; it would be refused again",
-  oversize: "only the first 1 KiB of an oversize message is kept",
-};
-
-/** Finds the dead letters of `ids`; returns them and the ids with none. */
-async function findByIds(
-  redis: RedisClient,
-  keys: Keyspace,
-  app: string,
-  ids: readonly string[],
-): Promise<{ entries: DeadEntry[]; notFound: string[] }> {
-  const entries: DeadEntry[] = [];
-  const notFound: string[] = [];
-  for (const id of ids) {
-    const found = (await scanFor(redis, keys.dead(app), id))
-      .map((r) => parseDeadEntry(r.member, r.score))
-      .filter((e) => e.id === id);
-    if (found.length === 0) notFound.push(id);
-    entries.push(...found);
-  }
-  return { entries, notFound };
-}
 
 function idsOf(ctx: CommandContext): string[] {
   return (ctx.args.id as string[] | undefined) ?? [];
@@ -73,14 +44,6 @@ const lsCommand: CommandSpec = {
   },
 };
 
-interface Retried {
-  id: string;
-  type: string | null;
-  priority: number;
-  /** The message's own deadline has passed: it will be marked timeout rather than run. */
-  deadlinePassed: boolean;
-}
-
 const retryCommand: CommandSpec = {
   name: "dlq retry",
   summary: "Put dead letters back in the app's inbox, status pending, for another run.",
@@ -106,65 +69,12 @@ const retryCommand: CommandSpec = {
       throw new UsageError("--limit applies only without ids", "dlq retry");
     }
     const limit = limitText === undefined ? 1000 : parseCount(limitText, "--limit");
-    const redis = await ctx.redis();
-    const { entries, notFound } =
-      ids.length > 0
-        ? await findByIds(redis, ctx.keys, app, ids)
-        : { ...(await readDead(redis, ctx.keys, app, limit, "oldest")), notFound: [] };
-    const ttl = mailboxConfig().messageTtlSeconds;
-    const retried: Retried[] = [];
-    const skipped: { id: string | null; reason: string }[] = [];
-    const now = Date.now();
-    for (const entry of entries) {
-      const message = entry.message;
-      const blocked = NOT_RETRYABLE[entry.reason];
-      if (blocked || !entry.memberBytes || !message || message.problem || entry.id === null) {
-        skipped.push({
-          id: entry.id,
-          reason: blocked ?? `not a valid message: ${message?.problem ?? "no member"}`,
-        });
-        continue;
-      }
-      const priority = isPriority(message.priority) ? message.priority : 2;
-      const us = message.timestamp === null ? monotonicMicros() : Math.round(message.timestamp * 1e6);
-      // The hash of a message sent to `app`: in the cluster layout, message:{app}:<id>, in the
-      // slot of the dead set and the inbox.
-      const hash = ctx.keys.message(app, entry.id);
-      // One transaction per dead letter (one slot): it leaves the dead set and enters the inbox together.
-      // Two people retrying the same one at once both ZADD the same member, which is harmless.
-      const result = await redis
-        .multi()
-        .zrem(ctx.keys.dead(app), entry.raw)
-        .zadd(ctx.keys.inbox(app), String(canonicalScore(priority, us)), entry.memberBytes)
-        .hset(hash, {
-          status: STATUS.pending,
-          sender: message.sender ?? "",
-          recipient: message.recipient ?? app,
-          timestamp: String(message.timestamp ?? us / 1e6),
-          type: message.type ?? "",
-          attempts: 0,
-        })
-        .hdel(hash, "lease", "error", "finished_at")
-        .expire(hash, ttl)
-        .exec();
-      if (Number(result?.[0]?.[1] ?? 0) === 0) {
-        skipped.push({
-          id: entry.id,
-          reason: "already gone from the dead letters (retried or purged meanwhile)",
-        });
-        continue;
-      }
-      const deadline = deadlineMs(message);
-      retried.push({
-        id: entry.id,
-        type: message.type,
-        priority,
-        deadlinePassed: deadline !== null && deadline < now,
-      });
-    }
-    const last = retried.at(-1);
-    if (last) await redis.publish(ctx.keys.channel(app), `new_message:${last.id}`);
-    const remaining = await redis.zcard(ctx.keys.dead(app));
+    const { retried, skipped, notFound, remaining } = await retryDeadLetters(
+      await ctx.redis(),
+      ctx.keys,
+      app,
+      ids.length > 0 ? { ids } : { limit },
+    );
     if (ctx.json) ctx.out(JSON.stringify({ app, retried, skipped, notFound, remaining }, null, 2));
     else {
       if (retried.length > 0) {
@@ -209,22 +119,17 @@ const purgeCommand: CommandSpec = {
     if (ids.length > 0 && olderText !== undefined) {
       throw new UsageError("give either ids or --older-than, not both", "dlq purge");
     }
-    const redis = await ctx.redis();
     const key = ctx.keys.dead(app);
-    let purged = 0;
-    let notFound: string[] = [];
-    if (ids.length > 0) {
-      const found = await findByIds(redis, ctx.keys, app, ids);
-      notFound = found.notFound;
-      if (found.entries.length > 0) purged = await redis.zrem(key, ...found.entries.map((e) => e.raw));
-    } else if (olderText !== undefined) {
-      const cutoff = Date.now() - parseDuration(olderText, "--older-than");
-      purged = await redis.zremrangebyscore(key, "-inf", `(${cutoff}`);
-    } else {
-      const result = await redis.multi().zcard(key).del(key).exec();
-      purged = Number(result?.[0]?.[1] ?? 0);
-    }
-    const remaining = await redis.zcard(key);
+    const { purged, notFound, remaining } = await purgeDeadLetters(
+      await ctx.redis(),
+      ctx.keys,
+      app,
+      ids.length > 0
+        ? { ids }
+        : olderText !== undefined
+          ? { olderThanMs: parseDuration(olderText, "--older-than") }
+          : { all: true },
+    );
     if (ctx.json) ctx.out(JSON.stringify({ app, purged, notFound, remaining }));
     else {
       for (const id of notFound) ctx.err(`no dead letter with id ${id} in ${key}`);

@@ -1,6 +1,5 @@
 /** `redactor message <id>`: one message's status, where it is, and what happened to it. */
-import { type RedisClient, scanAll } from "../../cluster.js";
-import type { Keyspace } from "../../keyspace.js";
+import { findMessageHash } from "../../inspection.js";
 import { arg, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode } from "../errors.js";
 import { isoTime, preview, priorityName, relativeTime, shortDuration } from "../format.js";
@@ -78,27 +77,6 @@ function history(
   return items;
 }
 
-/**
- * The key of message `id`'s status hash. In the peers' layout it is `message:<id>` whatever the
- * recipient. In the cluster layout it is `message:{recipient}:<id>`: with the recipient
- * (`--app`) it is known; without it, it is found by SCAN of every master for
- * `message:{*}:<id>`. `key` is then the pattern when none is found; `others` lists further
- * hashes found (the same id sent to several apps), sorted.
- */
-async function findHash(
-  redis: RedisClient,
-  keys: Keyspace,
-  id: string,
-  recipient: string | undefined,
-): Promise<{ key: string; others: string[] }> {
-  if (!keys.hashTag || recipient !== undefined) return { key: keys.message(recipient ?? "", id), others: [] };
-  const found = (await scanAll(redis, keys.messagePattern(id)))
-    .filter((key) => keys.appFromMessageKey(key, id) !== null)
-    .sort();
-  const [first, ...others] = found;
-  return { key: first ?? keys.messagePattern(id), others };
-}
-
 /** The `message` command. */
 export const messageCommand: CommandSpec = {
   name: "message",
@@ -125,7 +103,7 @@ export const messageCommand: CommandSpec = {
     const id = arg(ctx, "id");
     const redis = await ctx.redis();
     const appOption = stringOption(ctx, "app");
-    const { key, others } = await findHash(redis, ctx.keys, id, appOption);
+    const { key, others } = await findMessageHash(redis, ctx.keys, id, appOption);
     const [fields, ttl] = await Promise.all([redis.hgetall(key), redis.ttl(key)]);
     const known = Object.keys(fields).length > 0;
     for (const other of others) {

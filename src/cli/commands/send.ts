@@ -10,6 +10,7 @@ import {
   RedisUnavailableError,
   UnserializableValueError,
 } from "../../errors.js";
+import { CLI_APP_ID, expireCliKeys } from "../../hygiene.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
 import { Priority } from "../../priority.js";
@@ -87,7 +88,7 @@ export const sendCommand: CommandSpec = {
     const priority = priorityOf(ctx);
     const timeoutText = stringOption(ctx, "timeout");
     const timeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText, "--timeout");
-    const sender = stringOption(ctx, "from") ?? "redactor-cli";
+    const sender = stringOption(ctx, "from") ?? CLI_APP_ID;
     const id = stringOption(ctx, "id") ?? newMessageId();
     if (sender === "" || id === "") throw new UsageError("--from and --id cannot be empty", "send");
     const redis = await ctx.redis();
@@ -124,6 +125,8 @@ export const sendCommand: CommandSpec = {
           "leave out --id to send a new message",
       );
     }
+    // Replies to the CLI's own id are read by nobody: they expire (src/hygiene.ts).
+    if (sender === CLI_APP_ID) await expireCliKeys(redis, ctx.keys);
     if (ctx.json) {
       ctx.out(JSON.stringify(envelope));
     } else {

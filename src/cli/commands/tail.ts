@@ -159,7 +159,6 @@ class Tail {
   private readonly startedAt = Date.now() / 1000 - 1;
   /** Sharded layout, poll mode: the outbox score (send time, s) read up to, per followed app. */
   private readonly outboxRead = new Map<string, number>();
-  emitted = 0;
 
   constructor(
     private readonly cmd: RedisClient,
@@ -465,6 +464,141 @@ class Tail {
   }
 }
 
+/** How `followMessages` follows the keyspace. */
+export interface FollowOptions {
+  /** A command connection (one server or a cluster), kept open by the caller. */
+  cmd: RedisClient;
+  /** A connection for subscriptions only (sharded ones in the cluster layout), kept by the caller. */
+  sub: RedisClient;
+  keys: Keyspace;
+  /** Only messages to or from these apps; empty = every app. */
+  apps: readonly string[];
+  /** Put each message's payload in its `sent` and `broadcast` events. */
+  withPayload: boolean;
+  /** Poll for status changes even when keyspace notifications are on. */
+  poll: boolean;
+  /** How often status changes are polled, ms. */
+  intervalMs: number;
+}
+
+/** A running `followMessages`. */
+export interface MessageFollower {
+  /** Status changes come by keyspace notifications (else by polling). */
+  readonly notifications: boolean;
+  /** Redactor wake-ups are followed on the apps' sharded channels (cluster layout). */
+  readonly sharded: boolean;
+  /** Stops the timers and the event queue; the connections stay the caller's to close. */
+  close(): Promise<void>;
+}
+
+/**
+ * The source of `redactor tail` and of the dashboard's live tail: follows sends (pub/sub),
+ * status changes (keyspace notifications, else polling) and broadcasts, and calls `emit` with
+ * each event in the order they arrived; `note` gets warnings (connection lost, …).
+ * @throws the Redis client's errors when the subscriptions cannot be made.
+ */
+export async function followMessages(
+  options: FollowOptions,
+  emit: (e: TailEvent) => void,
+  note: (text: string) => void,
+): Promise<MessageFollower> {
+  const { cmd, sub, keys, apps } = options;
+  const notifications = !options.poll && (await keyspaceEventsOn(cmd));
+  const tail = new Tail(
+    cmd,
+    keys,
+    apps.length > 0 ? new Set(apps) : null,
+    options.withPayload,
+    notifications,
+    emit,
+    note,
+  );
+  const db = isCluster(cmd) ? 0 : (cmd.options.db ?? 0);
+  const keyspacePrefix = `__keyspace@${db}__:`;
+  const broadcast = keys.broadcastChannel();
+
+  sub.on("pmessage", (_pattern: string, channel: string, text: string) => {
+    if (channel === broadcast) tail.onBroadcast(text);
+    else if (channel.startsWith(keyspacePrefix)) {
+      const found = text === "hset" ? messageOfKey(keys, channel.slice(keyspacePrefix.length)) : null;
+      if (found) tail.enqueue(() => tail.onHashChanged(found.recipient, found.id));
+    } else if (!tail.notifications && text.startsWith("new_message:")) {
+      // With notifications on, the hash writes already report every send.
+      const app = keys.appFromChannel(channel);
+      const id = text.slice("new_message:".length);
+      if (app !== null) tail.enqueue(() => tail.onNewMessage(app, id));
+    }
+  });
+  // Cluster layout: redactor-to-redactor wake-ups on the recipients' sharded channels.
+  const wakeApps = new Map<string, string>();
+  sub.on("smessage", (channel: string, text: string) => {
+    const app = wakeApps.get(channel);
+    if (app === undefined || !text.startsWith("new_message:")) return;
+    const id = text.slice("new_message:".length);
+    tail.enqueue(() => tail.onNewMessage(app, id));
+  });
+  const followWakeChannels = async (toFollow: Iterable<string>): Promise<void> => {
+    const fresh: string[] = [];
+    for (const app of toFollow) {
+      const channel = keys.wakeChannel(app);
+      if (channel === null || wakeApps.has(channel)) continue;
+      wakeApps.set(channel, app);
+      fresh.push(channel);
+    }
+    // One SSUBSCRIBE per channel: each is in its own app's slot.
+    await Promise.all(fresh.map((channel) => sub.ssubscribe(channel)));
+  };
+  let lost = false;
+  sub.on("reconnecting", () => {
+    if (!lost) note("tail: connection to Redis lost; reconnecting …");
+    lost = true;
+  });
+  sub.on("ready", () => {
+    if (lost) note("tail: reconnected; messages sent while disconnected were not seen");
+    lost = false;
+  });
+
+  const patterns = [`${keys.channel("")}*`];
+  if (notifications) patterns.push(`${keyspacePrefix}${keys.message("*", "*")}`);
+  await sub.psubscribe(...patterns);
+  // Sharded wake-ups are seen only by subscribing to each app's channel: those of the apps
+  // named, else of every app there is, looked for again every DISCOVER_MS.
+  const sharded = keys.sharded && !notifications;
+  let discovering = false;
+  const discover = async () => {
+    if (discovering || cmd.status !== "ready") return;
+    discovering = true;
+    try {
+      await followWakeChannels(await knownApps(cmd, keys));
+    } catch (err) {
+      note(`tail: cannot look for new apps: ${(err as Error).message}`);
+    } finally {
+      discovering = false;
+    }
+  };
+  let discoverTimer: NodeJS.Timeout | undefined;
+  if (sharded && apps.length > 0) await followWakeChannels(apps);
+  else if (sharded) {
+    await discover();
+    discoverTimer = setInterval(() => void discover(), DISCOVER_MS);
+  }
+  const timer = notifications
+    ? undefined
+    : setInterval(() => {
+        if (sharded) tail.enqueue(() => tail.pollOutboxes());
+        tail.enqueue(() => tail.poll());
+      }, options.intervalMs);
+  return {
+    notifications,
+    sharded,
+    async close() {
+      clearInterval(timer);
+      clearInterval(discoverTimer);
+      await tail.close();
+    },
+  };
+}
+
 /** The `tail` command. */
 export const tailCommand: CommandSpec = {
   name: "tail",
@@ -522,110 +656,36 @@ export const tailCommand: CommandSpec = {
     const stopped = new Promise<void>((resolve) => {
       stop = resolve;
     });
-    const notifications = !ctx.options.poll && (await keyspaceEventsOn(cmd));
-    const tail = new Tail(
-      cmd,
-      ctx.keys,
-      apps.length > 0 ? new Set(apps) : null,
-      withPayload,
-      notifications,
-      (e) => {
-        if (tail.emitted >= maxEvents) return;
-        tail.emitted += 1;
-        ctx.out(ctx.json ? JSON.stringify(e) : formatTailEvent(e, withPayload));
-        if (tail.emitted >= maxEvents) stop();
-      },
-      ctx.err,
-    );
-    const db = isCluster(cmd) ? 0 : (cmd.options.db ?? 0);
-    const keyspacePrefix = `__keyspace@${db}__:`;
-    const broadcast = ctx.keys.broadcastChannel();
-
-    sub.on("pmessage", (_pattern: string, channel: string, text: string) => {
-      if (channel === broadcast) tail.onBroadcast(text);
-      else if (channel.startsWith(keyspacePrefix)) {
-        const found = text === "hset" ? messageOfKey(ctx.keys, channel.slice(keyspacePrefix.length)) : null;
-        if (found) tail.enqueue(() => tail.onHashChanged(found.recipient, found.id));
-      } else if (!tail.notifications && text.startsWith("new_message:")) {
-        // With notifications on, the hash writes already report every send.
-        const app = ctx.keys.appFromChannel(channel);
-        const id = text.slice("new_message:".length);
-        if (app !== null) tail.enqueue(() => tail.onNewMessage(app, id));
-      }
-    });
-    // Cluster layout: redactor-to-redactor wake-ups on the recipients' sharded channels.
-    const wakeApps = new Map<string, string>();
-    sub.on("smessage", (channel: string, text: string) => {
-      const app = wakeApps.get(channel);
-      if (app === undefined || !text.startsWith("new_message:")) return;
-      const id = text.slice("new_message:".length);
-      tail.enqueue(() => tail.onNewMessage(app, id));
-    });
-    const followWakeChannels = async (toFollow: Iterable<string>): Promise<void> => {
-      const fresh: string[] = [];
-      for (const app of toFollow) {
-        const channel = ctx.keys.wakeChannel(app);
-        if (channel === null || wakeApps.has(channel)) continue;
-        wakeApps.set(channel, app);
-        fresh.push(channel);
-      }
-      // One SSUBSCRIBE per channel: each is in its own app's slot.
-      await Promise.all(fresh.map((channel) => sub.ssubscribe(channel)));
-    };
-    let lost = false;
-    sub.on("reconnecting", () => {
-      if (!lost) ctx.err("tail: connection to Redis lost; reconnecting …");
-      lost = true;
-    });
-    sub.on("ready", () => {
-      if (lost) ctx.err("tail: reconnected; messages sent while disconnected were not seen");
-      lost = false;
-    });
-
-    const patterns = [`${ctx.keys.channel("")}*`];
-    if (notifications) patterns.push(`${keyspacePrefix}${ctx.keys.message("*", "*")}`);
-    await sub.psubscribe(...patterns);
-    // Sharded wake-ups are seen only by subscribing to each app's channel: those of the apps
-    // named, else of every app there is, looked for again every DISCOVER_MS.
-    const sharded = ctx.keys.sharded && !notifications;
-    let discovering = false;
-    const discover = async () => {
-      if (discovering || cmd.status !== "ready") return;
-      discovering = true;
-      try {
-        await followWakeChannels(await knownApps(cmd, ctx.keys));
-      } catch (err) {
-        ctx.err(`tail: cannot look for new apps: ${(err as Error).message}`);
-      } finally {
-        discovering = false;
-      }
-    };
-    let discoverTimer: NodeJS.Timeout | undefined;
-    if (sharded && apps.length > 0) await followWakeChannels(apps);
-    else if (sharded) {
-      await discover();
-      discoverTimer = setInterval(() => void discover(), DISCOVER_MS);
+    let emitted = 0;
+    let follower: MessageFollower | undefined;
+    try {
+      follower = await followMessages(
+        { cmd, sub, keys: ctx.keys, apps, withPayload, poll: ctx.options.poll === true, intervalMs },
+        (e) => {
+          if (emitted >= maxEvents) return;
+          emitted += 1;
+          ctx.out(ctx.json ? JSON.stringify(e) : formatTailEvent(e, withPayload));
+          if (emitted >= maxEvents) stop();
+        },
+        ctx.err,
+      );
+    } catch (err) {
+      sub.disconnect();
+      await closeRedis(cmd);
+      throw err;
     }
-    const timer = notifications
-      ? undefined
-      : setInterval(() => {
-          if (sharded) tail.enqueue(() => tail.pollOutboxes());
-          tail.enqueue(() => tail.poll());
-        }, intervalMs);
     const onSignal = () => stop();
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     ctx.err(
       `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"} on ${describeTarget(ctx.target)} ` +
-        `(status changes by ${notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}` +
-        `${sharded ? "; redactor wake-ups on the apps' sharded channels" : ""}); Ctrl-C to stop`,
+        `(status changes by ${follower.notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}` +
+        `${follower.sharded ? "; redactor wake-ups on the apps' sharded channels" : ""}); Ctrl-C to stop`,
     );
     try {
       await stopped;
     } finally {
-      clearInterval(timer);
-      clearInterval(discoverTimer);
-      await tail.close();
+      await follower.close();
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       sub.disconnect();
