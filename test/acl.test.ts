@@ -74,6 +74,48 @@ describe("least privileges", () => {
     expect(lines.filter((l) => JSON.stringify(l).includes("NOPERM"))).toEqual([]);
   });
 
+  it("schedules and cancels messages, runs durable timers and saves persisted state as the README's ACL user", async () => {
+    const url = await createUser(plain());
+    const { logger, lines } = captureLogger();
+    const server = await onPlain({ redis: url, logger });
+    const actor = uniqueId("acl-time");
+    const seen: number[] = [];
+    const ticks: string[] = [];
+    await server.spawn(
+      defineActor<Echo & { tick: { payload: Record<string, never> } }, { total: number }>({
+        id: actor,
+        persist: true,
+        setup: async (ctx) => {
+          await ctx.timers.start("t", "tick", {}, { everyMs: 100 });
+          return ctx.saved ?? { total: 0 };
+        },
+        handlers: {
+          echo: (p) => ({ n: p.n }),
+          note: (p, ctx) => {
+            ctx.state.total += p.n;
+            seen.push(p.n);
+          },
+          tick: (_p, ctx) => {
+            ticks.push(ctx.message.id);
+          },
+        },
+      }),
+    );
+    const client = await onPlain({ redis: url, logger });
+    const ref = client.ref<Echo>(actor);
+    const cancelled = await ref.tell("note", { n: 100 }, { delayMs: 5000 });
+    await ref.tell("note", { n: 1 }, { delayMs: 150 });
+    expect(await client.cancel(cancelled, actor)).toBe(true);
+    await waitFor(() => seen.length === 1 && ticks.length >= 2, 5000, "the scheduled tell and two ticks");
+    expect(seen).toEqual([1]);
+    await waitFor(
+      async () => (await plain().client().hget(`state:${actor}`, "seq")) !== null,
+      5000,
+      "the saved state",
+    );
+    expect(lines.filter((l) => JSON.stringify(l).includes("NOPERM"))).toEqual([]);
+  });
+
   it("falls back to the sweep when the keyspace channels are refused, and still handles tells", async () => {
     const url = await createUser(notifying());
     const { logger, lines } = captureLogger();
