@@ -49,3 +49,19 @@ for (const entry of modules) {
 console.log(
   `copy-lua: ${modules.length} JavaScript modules copied to ${outDir.startsWith(root) ? relative(root, outDir) : outDir}`,
 );
+
+// The dashboard's static page (src/dashboard/*.html, *.js, *.css), read at run time by
+// src/dashboard/server.ts from the folder next to it.
+const pageDir = join(srcDir, "dashboard");
+const pageFiles = existsSync(pageDir)
+  ? readdirSync(pageDir, { withFileTypes: true }).filter(
+      (entry) => entry.isFile() && /\.(html|js|css)$/.test(entry.name),
+    )
+  : [];
+for (const entry of pageFiles) {
+  mkdirSync(join(outDir, "dashboard"), { recursive: true });
+  copyFileSync(join(pageDir, entry.name), join(outDir, "dashboard", entry.name));
+}
+console.log(
+  `copy-lua: ${pageFiles.length} dashboard files copied to ${join(outDir.startsWith(root) ? relative(root, outDir) : outDir, "dashboard")}`,
+);

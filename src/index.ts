@@ -23,6 +23,7 @@ export type {
 export { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF, defineActor } from "./actor.js";
 export type { BackoffOptions } from "./backoff.js";
 export { type HostClock, realTime, SimulatedClock, type TimerHandle } from "./clock.js";
+export { type DashboardOptions, type DashboardServer, serveDashboard } from "./dashboard/server.js";
 export type { Envelope } from "./envelope.js";
 export {
   decodeEnvelope,
@@ -32,7 +33,6 @@ export {
   PAYLOAD_META_FIELD,
   payloadEncoding,
 } from "./envelope.js";
-export { type DashboardOptions, type DashboardServer, serveDashboard } from "./dashboard/server.js";
 export { ERROR_REPLY_PREFIX, type ErrorReplyPayload } from "./error-replies.js";
 export {
   ActivationConflictError,

@@ -514,7 +514,12 @@ describeBackends(
         // The same timer (same generation), and no tick handled by both.
         const gen = (i: string | undefined) => i?.split(":")[2];
         expect(new Set([...one, ...two].map(gen)).size).toBe(1);
-        expect(two.filter((i) => one.includes(i))).toEqual([]);
+        // A tick never fires twice; one that process 1 was handling (or had not yet reported
+        // finished: the finish lingers a few ms) when it was killed is delivered again, at least
+        // once: only the last ticks process 1 printed may show up in process 2 as well.
+        const both = two.filter((i) => one.includes(i));
+        expect(both.length).toBeLessThanOrEqual(2);
+        expect(one.slice(one.length - both.length)).toEqual(both);
         expect(second.output()).toContain(` ${base.ACTOR_ID} 1`);
       } finally {
         await second.kill("SIGTERM");
