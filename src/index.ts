@@ -36,6 +36,7 @@ export {
 export { ERROR_REPLY_PREFIX, type ErrorReplyPayload } from "./error-replies.js";
 export {
   ActivationConflictError,
+  AppInUseError,
   AskFailedError,
   AskTimeoutError,
   DashboardError,
@@ -64,6 +65,16 @@ export {
   UnserializableValueError,
 } from "./errors.js";
 export { SystemEventEmitter, type SystemEventName, type SystemEvents } from "./events.js";
+export {
+  executeForget,
+  executeGc,
+  type ForgetPlan,
+  type GcAction,
+  type GcOptions,
+  type GcPlan,
+  planForget,
+  planGc,
+} from "./hygiene.js";
 export { MAX_ID_BYTES, RESERVED_IDS } from "./ids.js";
 export { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 export {
