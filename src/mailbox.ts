@@ -66,6 +66,11 @@ export interface EncodedMessage {
   member: string;
   canonicalScore: number;
   wireScore: number;
+  /**
+   * The sender's trace context (W3C `traceparent`, src/tracing.ts), written into the message's
+   * hash by `send` and `schedule`, never into the envelope; absent when tracing is off.
+   */
+  traceparent?: string;
 }
 
 /** A message handed out by `claim`. */
@@ -83,6 +88,8 @@ export interface ClaimedMessage {
   id: string;
   /** Its priority, from its canonical score. */
   priority: Priority;
+  /** The `traceparent` of its hash, read only when the claim asked for it (tracing on). */
+  traceparent?: string;
 }
 
 /**
@@ -223,6 +230,15 @@ const CLAIM_REPAIR_BATCH = 500;
  */
 const PEEK_FOREIGN = CLAIM_REPAIR_BATCH;
 
+/**
+ * The score of a scheduled message in `queue:<app>:scheduled`: its due time (whole ms, Redis'
+ * clock) plus `(4 - priority) / 8`, so that messages due in the same ms are moved into the inbox
+ * CRITICAL first (a fraction in 0 … 0.375; readers floor it for the due time). src/lua/schedule.lua.
+ */
+export function scheduledScore(dueMs: number, priority: number): string {
+  return String(dueMs + (4 - priority) / 8);
+}
+
 /** Sends, claims and finishes messages for every app over one connection (or cluster client). */
 export class Mailbox {
   private readonly scripts: Scripts;
@@ -309,9 +325,13 @@ export class Mailbox {
       // A message id already scheduled, waiting, running or done is not sent again.
       `${STATUS.pending} ${STATUS.processing} ${STATUS.completed} ${STATUS.scheduled}`,
     ];
+    // A trace context per message (a 9th value) only when one of them has one (tracing on).
+    const traced = messages.some((m) => m.traceparent !== undefined);
+    args.push(traced ? 9 : 8);
     for (const m of messages) {
       keys.push(this.keys.message(recipient, m.envelope.id));
       args.push(...this.sendArgs(m));
+      if (traced) args.push(m.traceparent ?? "");
     }
     let skipped: number[];
     try {
@@ -340,12 +360,12 @@ export class Mailbox {
    * the inbox (src/scheduler.ts); the caller then records the app in the scheduler's index.
    * Returns "duplicate" when a message with this id is already scheduled, pending, processing or
    * completed (nothing is written). The envelope's `timestamp` should be the due time.
-   * @param dueMs the due time, whole ms since the epoch by Redis' clock.
-   * @param delayMs how far away that is, ms: the hash lives this much longer than usual.
+   * @param dueMs the due time, whole ms since the epoch by Redis' clock. The hash has no TTL
+   *   until it is delivered (then the usual `messageTtlSeconds`).
    * @throws RedisCommandError when Redis refuses the script (then nothing was scheduled);
    *   ReplicationError as `send`.
    */
-  async schedule(m: EncodedMessage, dueMs: number, delayMs: number): Promise<"scheduled" | "duplicate"> {
+  async schedule(m: EncodedMessage, dueMs: number): Promise<"scheduled" | "duplicate"> {
     const { id, sender, recipient, message_type, timestamp } = m.envelope;
     const what = `schedule "${message_type}" for "${recipient}"`;
     const keys = [this.keys.scheduled(recipient), this.keys.message(recipient, id)];
@@ -353,7 +373,7 @@ export class Mailbox {
     try {
       code = Number(
         await this.scripts.run("schedule", keys, [
-          this.config.messageTtlSeconds + Math.ceil(Math.max(0, delayMs) / 1000),
+          this.config.messageTtlSeconds,
           STATUS.scheduled,
           `${STATUS.pending} ${STATUS.processing} ${STATUS.completed} ${STATUS.scheduled}`,
           m.member,
@@ -363,6 +383,8 @@ export class Mailbox {
           message_type,
           String(timestamp),
           String(dueMs),
+          m.traceparent ?? "",
+          scheduledScore(dueMs, m.envelope.priority),
         ]),
       );
     } catch (err) {
@@ -437,9 +459,10 @@ export class Mailbox {
   /**
    * Claims up to `max` messages of `app` under a lease named `token`. With `owner` (single
    * activation: this process's node id) the claim is refused, `fenced`, unless the app's
-   * activation key names that node.
+   * activation key names that node. With `traced` (tracing on) each claimed message's
+   * `traceparent` is read from its hash in the same call.
    */
-  async claim(app: string, max: number, token: string, owner = ""): Promise<ClaimResult> {
+  async claim(app: string, max: number, token: string, owner = "", traced = false): Promise<ClaimResult> {
     const keys = [this.keys.inbox(app), this.keys.processing(app), this.keys.dead(app)];
     if (owner !== "") keys.push(this.keys.activation(app));
     const raw = (await this.scripts.runBuffer("claim", keys, [
@@ -456,8 +479,20 @@ export class Mailbox {
       STATUS.released,
       CLAIM_REPAIR_BATCH,
       owner,
-    ])) as [number, number, (Buffer | number)[], Buffer[], number, number, (Buffer | number)[], number];
+      traced ? "1" : "",
+    ])) as [
+      number,
+      number,
+      (Buffer | number)[],
+      Buffer[],
+      number,
+      number,
+      (Buffer | number)[],
+      number,
+      Buffer[]?,
+    ];
     const flat = raw[2];
+    const traces = raw[8];
     const claimed: ClaimedMessage[] = [];
     for (let i = 0; i < flat.length; i += 4) {
       claimed.push({
@@ -468,6 +503,12 @@ export class Mailbox {
         id: String(flat[i + 2]),
         priority: Number(flat[i + 3]) as Priority,
       });
+    }
+    if (traces) {
+      for (const [i, message] of claimed.entries()) {
+        const traceparent = traces[i]?.toString("latin1");
+        if (traceparent) message.traceparent = traceparent;
+      }
     }
     const answers = raw[6] ?? [];
     const refusedRequests: RefusedRequest[] = [];

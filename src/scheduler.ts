@@ -57,8 +57,11 @@ import { Scripts } from "./scripts.js";
 /** How long a promoter's claim on an app's index entry lasts, ms. */
 export const CLAIM_MS = 5000;
 
-/** How many apps one due.lua call claims, and how many messages one promote.lua call moves. */
+/** How many apps one due.lua call claims. */
 const BATCH = 100;
+
+/** How many messages one promote.lua call moves (about 1 ms of Redis' time). */
+const PROMOTE_BATCH = 1000;
 
 /**
  * The longest the timer waits before the index is read again, ms, when no entry is due sooner:
@@ -135,6 +138,8 @@ export class Scheduler {
   /** The earliest due time hinted while running, re-armed for afterwards. */
   private hinted = Number.POSITIVE_INFINITY;
   private stopped = true;
+  /** The re-index that start() runs in the background. */
+  private repairing: Promise<void> | undefined;
 
   constructor(private readonly options: SchedulerOptions) {
     this.scripts = new Scripts(options.redis);
@@ -146,21 +151,25 @@ export class Scheduler {
    */
   start(): void {
     this.stopped = false;
-    this.repair().catch((err: unknown) => {
-      this.options.log.warn(
-        { err },
-        "could not re-index scheduled messages at start; retried at the next start",
-      );
-    });
+    this.repairing = this.repair()
+      .then(() => {})
+      .catch((err: unknown) => {
+        // Stopped meanwhile (the connection closes): nothing to report.
+        if (this.stopped) return;
+        this.options.log.warn(
+          { err },
+          "could not re-index scheduled messages at start; retried at the next start",
+        );
+      });
     this.wake();
   }
 
-  /** Stops the timer and waits for a round in progress to end. */
+  /** Stops the timer and waits for a round (and the start's re-index) in progress to end. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.options.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    await this.running;
+    await Promise.all([this.running, this.repairing]);
   }
 
   /** Looks at the index now (a reconnect: Redis may have restarted). */
@@ -238,7 +247,7 @@ export class Scheduler {
     return outcome;
   }
 
-  /** Moves `app`'s due messages into its inbox (at most BATCH per call; see PromoteResult). */
+  /** Moves `app`'s due messages into its inbox (at most PROMOTE_BATCH per call; see PromoteResult). */
   async promote(app: string): Promise<PromoteResult> {
     const { keys } = this.options;
     const [moved, dropped, next] = (await this.scripts.run(
@@ -246,7 +255,7 @@ export class Scheduler {
       [keys.scheduled(app), keys.inbox(app), keys.status(app)],
       [
         keys.messagePrefix(app),
-        BATCH,
+        PROMOTE_BATCH,
         this.options.messageTtlSeconds,
         STATUS.scheduled,
         STATUS.pending,
@@ -306,6 +315,13 @@ export class Scheduler {
       const result = await this.promote(app);
       await this.reindex(app, claim, result.next);
       if (result.moved > 0) this.options.promoted?.(app, result.moved);
+      if (result.dropped > 0) {
+        this.options.log.warn(
+          { app, dropped: result.dropped },
+          `${result.dropped} due scheduled id(s) of "${app}" had no scheduled message behind them ` +
+            "(its hash was deleted, or the id was sent or cancelled another way); nothing delivered for them",
+        );
+      }
     } catch (err) {
       this.options.log.warn(
         { err, app },
@@ -348,7 +364,8 @@ export class Scheduler {
     for (const [i, app] of apps.entries()) {
       const head = heads[i]?.[1] as string[] | undefined;
       if (!head || head.length < 2) continue;
-      await this.reindex(app, "", Number(head[1]));
+      // Floored: a score's fraction orders priorities within one ms (src/mailbox.ts scheduledScore).
+      await this.reindex(app, "", Math.floor(Number(head[1])));
       indexed += 1;
     }
     if (indexed > 0) this.wake();
@@ -375,7 +392,7 @@ export async function listScheduled(
   for (let i = 0; i < flat.length; i += 2) {
     const id = flat[i] as string;
     const [type, sender] = await redis.hmget(keys.message(app, id), "type", "sender");
-    messages.push({ id, dueMs: Number(flat[i + 1]), type: type ?? null, sender: sender ?? null });
+    messages.push({ id, dueMs: Math.floor(Number(flat[i + 1])), type: type ?? null, sender: sender ?? null });
   }
   return { total, messages };
 }

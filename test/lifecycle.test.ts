@@ -132,7 +132,7 @@ describe("message lifecycle", () => {
       log: pino({ level: "silent" }),
     });
     // A scheduled message is due at once (its due time is its timestamp, already past).
-    if (entry === "scheduled") await mailbox.schedule(encoded, Math.ceil(sentAt * 1000), 0);
+    if (entry === "scheduled") await mailbox.schedule(encoded, Math.ceil(sentAt * 1000));
     else await mailbox.send([encoded]);
     const statusOf = () => client.hget(keys.message(app, id), "status");
     const where = async () => ({

@@ -101,7 +101,8 @@ describeBackends(
         type: "land",
       });
       expect(Number(hash.due)).toBeGreaterThan(Date.now() - 1000);
-      expect(await client.ttl(keys().message(peer, id))).toBeGreaterThan(86_400);
+      // No TTL while it waits: it is still there to deliver after any outage.
+      expect(await client.ttl(keys().message(peer, id))).toBe(-1);
 
       const { seen } = await watchInbox(client, keys().inbox(peer), 1, 5000);
       const got = seen.get(id);
@@ -259,6 +260,60 @@ describeBackends(
       await expect(ref.tell("t", {}, { delayMs: -1 })).rejects.toThrow(/delayMs/);
       await expect(ref.tell("t", {}, { delayMs: 1, at: 1 })).rejects.toThrow(/not both/);
       await expect(system.cancel("")).rejects.toBeInstanceOf(InvalidOptionError);
+    });
+
+    it("moves messages due in the same ms CRITICAL first, across many promotions, to a running actor", async () => {
+      const system = await newSystem();
+      const app = uniqueId("same-ms");
+      const handled: number[] = [];
+      await system.spawn(
+        defineActor<{ t: { payload: { p: number } } }>({
+          id: app,
+          handlers: {
+            t: (payload) => {
+              handled.push(payload.p);
+            },
+          },
+        }),
+      );
+      const N = 2400;
+      const at = Date.now() + 1500;
+      const priorities = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.CRITICAL];
+      const ref = system.ref<{ t: { payload: { p: number } } }>(app);
+      const priorityOf = new Map<string, number>();
+      for (let i = 0; i < N; i += 400) {
+        await Promise.all(
+          Array.from({ length: 400 }, async (_, k) => {
+            const p = priorities[(i + k) % 4] as Priority;
+            priorityOf.set(await ref.tell("t", { p }, { at, priority: p }), p);
+          }),
+        );
+      }
+      // The order promote.lua takes them in: every CRITICAL before every HIGH, and so on.
+      const waiting = (await backend().client().zrange(keys().scheduled(app), 0, -1)).map((id) =>
+        priorityOf.get(id),
+      );
+      expect(waiting).toHaveLength(N);
+      expect(waiting).toEqual([...waiting].sort((a, b) => (b as number) - (a as number)));
+      await waitFor(() => handled.length === N, 20_000, "every message");
+      // More than one promote.lua call's worth, all due in one ms: never a lower priority first.
+      const inversions = handled.filter((p, i) => i > 0 && p > (handled[i - 1] as number)).length;
+      expect(inversions).toBe(0);
+    });
+
+    it("keeps a waiting message without a TTL, so it is delivered after an outage longer than the TTL", async () => {
+      const client = backend().client();
+      const app = uniqueId("no-ttl");
+      const sender = await newSystem({ messageTtlSeconds: 1 });
+      const id = await sender.ref(app).tell("t", {}, { delayMs: 300 });
+      expect(await client.ttl(keys().message(app, id))).toBe(-1);
+      await sender.shutdown();
+      // No process runs past the due time plus the message TTL.
+      await new Promise((r) => setTimeout(r, 2000));
+      await newSystem({ messageTtlSeconds: 1 });
+      const { seen } = await watchInbox(client, keys().inbox(app), 1, 5000);
+      expect([...seen.keys()]).toEqual([id]);
+      expect(await client.ttl(keys().message(app, id))).toBeGreaterThan(0);
     });
 
     it("a process that scheduled and was SIGKILLed: another system delivers its messages", async () => {

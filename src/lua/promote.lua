@@ -20,8 +20,8 @@
   ARGV[7]  the app's sharded wake-up channel ('' = the layout has none)
 
   Returns { moved, dropped, next }: how many messages went into the inbox, how many ids were
-  only taken out (hash gone, not scheduled any more, or no member), and the due time (ms) of the
-  earliest message still scheduled, or -1 when none is.
+  only taken out (hash gone, not scheduled any more, or no member), and the due time (whole ms,
+  rounded up) of the earliest message still scheduled, or -1 when none is.
 ]]
 -- @include member
 -- @include score
@@ -61,5 +61,7 @@ if #ids > 0 then
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local nextDue = -1
-if head[2] then nextDue = tonumber(head[2]) end
+-- Whole ms: a score's fraction orders priorities within one ms (schedule.lua), and the index
+-- reads a fraction as a claim (due.lua).
+if head[2] then nextDue = math.ceil(tonumber(head[2])) end
 return { moved, dropped, nextDue }
