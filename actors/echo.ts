@@ -41,3 +41,9 @@ export function echo(options: EchoOptions = {}): ActorDefinition<EchoProtocol, u
     },
   });
 }
+
+/**
+ * The echo actor with its defaults (app id `echo`), so that the file runs as it is:
+ * `npx redactor run actors/echo.ts`.
+ */
+export default echo();

@@ -412,3 +412,11 @@ export function groundControl(options: GroundControlOptions = {}): GroundControl
     },
   };
 }
+
+/**
+ * A ground control's actor with its defaults (app id `petal-app-manager`, talking to `HEAR_FC`),
+ * so that the file runs as it is: `npx redactor run actors/ground-control.ts`. It records the
+ * replies, telemetry and alerts it receives; the operator's side (`command`, `configure` …) needs
+ * the handle, so call `groundControl()` in code for that.
+ */
+export default groundControl().definition;

@@ -741,3 +741,9 @@ export function hearFc(options: HearFcOptions = {}): ActorDefinition<HearFcActor
     },
   });
 }
+
+/**
+ * The simulator with its defaults (app id `HEAR_FC`), so that the file runs as it is:
+ * `npx redactor run actors/hear-fc.ts`.
+ */
+export default hearFc();

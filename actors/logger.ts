@@ -163,3 +163,9 @@ export function logger(options: LoggerOptions = {}): LoggerHandle {
     },
   };
 }
+
+/**
+ * A logger's actor with its defaults (app id `logger`), so that the file runs as it is:
+ * `npx redactor run actors/logger.ts`; ask it `log_query` for what it recorded.
+ */
+export default logger().definition;

@@ -1,4 +1,6 @@
+import { pino } from "pino";
 import { createSystem, defineActor, Priority } from "redactor";
+import { findRedis } from "./support/redis.js";
 
 // A protocol: each message type with its payload and, for requests, its reply.
 type GreeterProtocol = {
@@ -18,7 +20,14 @@ const greeter = defineActor<GreeterProtocol, { notes: number }>({
   },
 });
 
-const system = await createSystem({ redis: process.env.REDIS_URL, appId: "quickstart" });
+// REDIS_URL, else 127.0.0.1:6379, else a throw-away redis-server started for this run.
+const redis = await findRedis();
+console.error(`Redis: ${redis.description}`);
+const system = await createSystem({
+  redis: redis.url,
+  appId: "quickstart",
+  logger: pino({ level: "warn" }), // leave it out to see the info lines (system and actors start, stop)
+});
 try {
   await system.spawn(greeter);
   const ref = system.ref<GreeterProtocol>("greeter");
@@ -29,4 +38,5 @@ try {
   console.log(`status of the note: ${await system.messageStatus(noteId)}`);
 } finally {
   await system.shutdown();
+  await redis.stop();
 }

@@ -70,7 +70,9 @@ export interface TellOptions {
    * Deliver the message this many ms from now (by Redis' clock) instead of at once: it waits in
    * Redis, invisible to the recipient, and lands in its inbox when due (never before, a few ms
    * after when any redactor process runs). 0 sends at once. At most 10 years. Not with `at`.
-   * The message's `timestamp` is its due time, so `timeoutMs` counts from the delivery.
+   * The message's `timestamp` is its due time, so `timeoutMs` counts from the due time (not
+   * from when it reaches the inbox, which is later after an outage: a stale message is marked
+   * `timeout` rather than run late).
    * `system.cancel(id)` cancels it until then.
    * @default undefined (sent at once)
    */
@@ -103,13 +105,14 @@ export interface AskOptions {
    */
   match?: (message: Envelope) => boolean;
   /**
-   * Send the request this many ms from now (see TellOptions.delayMs); the wait for the reply,
-   * `timeoutMs`, then counts from the delivery.
+   * Send the request this many ms from now (see TellOptions.delayMs); `timeoutMs` then counts
+   * from the due time, for the request's deadline and for the wait for the reply (which ends
+   * `delayMs + timeoutMs` from now at the latest).
    * @default undefined (sent at once)
    */
   delayMs?: number;
   /**
-   * Send the request at this time (see TellOptions.at); `timeoutMs` counts from then.
+   * Send the request at this time (see TellOptions.at); `timeoutMs` counts from this due time.
    * @default undefined (sent at once)
    */
   at?: Date | number;

@@ -132,7 +132,13 @@ export class PendingAsks {
     }
   }
 
-  /** Fails one ask now (its request could not be sent). */
+  /** The recipient and message type of the ask waiting for request `id`'s reply, if one is. */
+  waiting(id: string): { recipient: string; messageType: string } | undefined {
+    const pending = this.byId.get(id);
+    return pending && { recipient: pending.recipient, messageType: pending.messageType };
+  }
+
+  /** Fails one ask now (its request could not be sent, or it was cancelled). */
   fail(id: string, err: Error): void {
     const pending = this.byId.get(id);
     if (!pending) return;

@@ -45,6 +45,7 @@ import { decodeState, encodeState, loadState, type Persistence, persistence } fr
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
 import { ActorTimers } from "./timers.js";
+import type { OpenSpan, Tracing } from "./tracing.js";
 import type { Wakeable } from "./wakeups.js";
 
 /** What a cell needs from the system that runs it. */
@@ -69,6 +70,8 @@ export interface CellHost {
   wakeLater(app: string, delayMs: number): void;
   /** Reports a message this cell sent (a reply). */
   sent(envelope: Envelope): void;
+  /** The system's spans (src/tracing.ts); undefined when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 /** How a cell is set up by its system. */
@@ -113,9 +116,20 @@ interface Crash {
 
 let incarnations = 0;
 
-/** The abort side of one handler run's ctx.signal; the controller exists once the signal is read. */
+/**
+ * One handler run's handle: the abort side of its ctx.signal (the controller exists once the
+ * signal is read), and whether its ctx is detached from the cell.
+ */
 class Abort {
   private controller: AbortController | undefined;
+  /**
+   * Set once the run failed or timed out: from then on its ctx.state reads and assigns this
+   * snapshot (the object the run worked on), never the cell's state, so a handler still running
+   * after its timeout (a zombie) cannot change what the next message sees or saves. A persisted
+   * actor's state is rolled back to a freshly decoded object at the failure, so what the zombie
+   * changes in place through a reference it kept is not the cell's either.
+   */
+  detached: { state: unknown } | undefined;
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
@@ -151,7 +165,11 @@ export class ActorCell implements Wakeable {
   private readonly persisted: Persistence | undefined;
   /** The `seq` of the last state this incarnation loaded, or handed to Redis to save. */
   private stateSeq = 0;
-  /** The encoding of that state: a failed message's changes to ctx.state are rolled back to it. */
+  /**
+   * The encoding of the state as of the end of the last run that succeeded: a message's (the
+   * state handed to Redis) or a broadcast's (saved with the next completed message). A failed
+   * run's changes to ctx.state are rolled back to it.
+   */
   private stateData: string | undefined;
   /** A state handed to Redis was not saved: the incarnation ends, to restart from the saved one. */
   private notSaved: StateNotSavedError | undefined;
@@ -188,6 +206,10 @@ export class ActorCell implements Wakeable {
   private lost: Set<string> | undefined;
   /** The message whose handling has started and not ended. */
   private inHand: ClaimedMessage | undefined;
+  /** Tracing on: the last claim that handed out messages (a receive span, ended). */
+  private claimSpan: OpenSpan | undefined;
+  /** Tracing on: the process span of the message in hand, once it is the actor's business. */
+  private processSpan: OpenSpan | undefined;
   private readonly intercept: CellOptions["intercept"];
   private readonly exits: CellOptions["exits"];
   private readonly leaseMs: number;
@@ -285,8 +307,18 @@ export class ActorCell implements Wakeable {
     if (persisted) this.stateData = encodeState(this.id, this.actorState, persisted);
     this.state = "running";
     this.wake();
-    // Durable timers: ticks missed while the actor was down are sent now, the earliest due armed.
-    await this.timers.run();
+    // Durable timers: ticks missed while the actor was down are sent in the background (start
+    // does not wait for thousands of them), then the cell is woken for them, whatever path their
+    // wake-ups took (a family instance's may come while it is still being activated).
+    this.timers
+      .run()
+      .then(() => this.wake())
+      .catch((err: unknown) => this.log.error({ err }, "durable timers failed to start"));
+  }
+
+  /** Its durable timers changed in Redis (another process started or cancelled one): re-arm. */
+  timersChanged(): void {
+    if (this.state === "running") this.actorTimers?.changed();
   }
 
   /** Runs the definition's `teardown`, once per incarnation. */
@@ -375,7 +407,13 @@ export class ActorCell implements Wakeable {
           this.claiming = true;
           let result: ClaimResult;
           try {
-            result = await this.host.mailbox.claim(this.id, size, this.token, this.owner);
+            result = await this.host.mailbox.claim(
+              this.id,
+              size,
+              this.token,
+              this.owner,
+              this.host.tracing !== undefined,
+            );
           } finally {
             this.claiming = false;
           }
@@ -393,6 +431,13 @@ export class ActorCell implements Wakeable {
           this.renewedAt = sentAt;
           this.lost = undefined;
           this.reportClaim(result);
+          if (this.host.tracing && result.claimed.length > 0) {
+            this.claimSpan = this.host.tracing.received(this.id, sentAt, result.claimed, {
+              timedOut: result.timedOut.length,
+              rejected: result.rejected,
+              duplicates: result.duplicates,
+            });
+          }
           this.batch = result.claimed;
           let preempted = false;
           for (this.position = 0; this.position < this.batch.length; this.position++) {
@@ -604,10 +649,27 @@ export class ActorCell implements Wakeable {
       const message = this.broadcasts.shift() as Envelope;
       const handler = ownEntry(this.definition.handlers, message.message_type) ?? this.definition.fallback;
       if (!handler) continue;
+      const abort = new Abort();
       try {
-        await handler(message.payload, this.context(message, 1, new Abort()));
+        await handler(message.payload, this.context(message, 1, abort));
       } catch (err) {
+        abort.detached = { state: this.actorState };
+        this.rollBackState();
         this.log.error({ err, type: message.message_type }, "broadcast handler failed");
+        continue;
+      }
+      // A persisted actor: what the broadcast changed is the point a later failed message rolls
+      // back to, and is saved with the next completed message.
+      if (this.persisted) {
+        try {
+          this.stateData = encodeState(this.id, this.actorState, this.persisted);
+        } catch (err) {
+          this.rollBackState();
+          this.log.error(
+            { err, type: message.message_type },
+            "broadcast handler left a state that cannot be saved; its changes are rolled back",
+          );
+        }
       }
     }
   }
@@ -641,12 +703,14 @@ export class ActorCell implements Wakeable {
       get signal() {
         return abort.signal;
       },
-      // Changed in place or assigned: either way it is the cell's state (saved with persist).
+      // Changed in place or assigned: either way it is the cell's state (saved with persist),
+      // until the run fails or times out (then its own snapshot: see Abort.detached).
       get state() {
-        return cell.actorState;
+        return abort.detached ? abort.detached.state : cell.actorState;
       },
       set state(value: unknown) {
-        cell.actorState = value;
+        if (abort.detached) abort.detached.state = value;
+        else cell.actorState = value;
       },
       self: this.self as never,
       system: this.host.system,
@@ -697,6 +761,7 @@ export class ActorCell implements Wakeable {
       reason,
       deadLettered: true,
     });
+    if (this.processSpan) this.host.tracing?.fail(this.processSpan, error, { deadLetter: reason });
     // A request someone may be waiting for gets an error reply, written with the outcome, so
     // the asker fails now instead of at its timeout (src/error-replies.ts).
     const request = failedRequest(base.member);
@@ -705,8 +770,29 @@ export class ActorCell implements Wakeable {
     if (reply) this.host.sent(reply.envelope);
   }
 
-  /** Runs one message; returns a Crash when the handler's failure ends this incarnation. */
+  /**
+   * Runs one message; returns a Crash when the handler's failure ends this incarnation. Tracing
+   * on, its process span (begun once the message is the actor's business: not an ask reply the
+   * system takes) ends with it.
+   */
   private async handle(claimed: ClaimedMessage, offsetMs: number): Promise<Crash | undefined> {
+    if (!this.host.tracing) return this.handleMessage(claimed, offsetMs);
+    try {
+      return await this.handleMessage(claimed, offsetMs);
+    } finally {
+      this.processSpan?.end();
+      this.processSpan = undefined;
+    }
+  }
+
+  /** Begins the process span of `claimed` (tracing on). */
+  private beginProcess(claimed: ClaimedMessage, type: string): void {
+    const tracing = this.host.tracing;
+    if (tracing)
+      this.processSpan = tracing.process(this.id, claimed, claimed.runsBefore + 1, this.claimSpan, type);
+  }
+
+  private async handleMessage(claimed: ClaimedMessage, offsetMs: number): Promise<Crash | undefined> {
     const { member, id } = claimed;
     // Attempts count runs that started, this one included.
     const attempts = claimed.runsBefore + 1;
@@ -716,6 +802,7 @@ export class ActorCell implements Wakeable {
       // Decoded for reading only: the member's bytes are what is handed back to every script.
       message = decodeEnvelope(member.toString("utf8"));
     } catch (err) {
+      this.beginProcess(claimed, "");
       this.deadLetter(base, "", "invalid-envelope", (err as Error).message);
       return;
     }
@@ -723,6 +810,8 @@ export class ActorCell implements Wakeable {
     if (message.timeout !== null && (message.timestamp + message.timeout) * 1000 < Date.now() + offsetMs) {
       this.log.warn({ msgId: id, type }, "message deadline passed before it started; marked timeout");
       this.host.events.emit("message.timeout", { actor: this.id, id });
+      this.beginProcess(claimed, type);
+      if (this.processSpan) this.host.tracing?.fail(this.processSpan, "deadline passed before start");
       this.finish({ ...base, event: "EXPIRE", error: "deadline passed before start" });
       return;
     }
@@ -730,6 +819,7 @@ export class ActorCell implements Wakeable {
       this.finish({ ...base, event: "COMPLETE" });
       return;
     }
+    this.beginProcess(claimed, type);
     const maxAttempts = this.definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     if (attempts > maxAttempts) {
       const runs = claimed.runsBefore;
@@ -791,8 +881,15 @@ export class ActorCell implements Wakeable {
     // process: its batch-mates that finished do not run again, and it uses an attempt.
     void this.write(claimed.counted ? undefined : claimed);
     try {
-      result = await this.run(handler, payload, this.context(message, attempts, abort), type, abort);
+      const ctx = this.context(message, attempts, abort);
+      const span = this.processSpan;
+      // Tracing on: the handler runs in its process span (its own spans and sends nest under it).
+      result = await (span && this.host.tracing
+        ? this.host.tracing.within(span, () => this.run(handler, payload, ctx, type, abort))
+        : this.run(handler, payload, ctx, type, abort));
     } catch (err) {
+      // Before the rollback: the run keeps the state it worked on, the cell gets a fresh one.
+      abort.detached = { state: this.actorState };
       return this.handlerFailed(base, type, asError(err), offsetMs);
     } finally {
       this.running = undefined;
@@ -840,7 +937,10 @@ export class ActorCell implements Wakeable {
       this.stateSeq += 1;
       this.stateData = state.data;
     }
-    this.finish({ ...base, event: "COMPLETE", reply, state });
+    // Tracing on: the reply's span, a child of the process span, ends once its write returns.
+    const replySpan = reply && this.processSpan && this.host.tracing?.reply(this.processSpan, reply.envelope);
+    const written = this.finish({ ...base, event: "COMPLETE", reply, state });
+    if (replySpan) this.host.tracing?.settle(replySpan, written ?? Promise.resolve());
     if (reply) this.host.sent(reply.envelope);
   }
 
@@ -913,6 +1013,7 @@ export class ActorCell implements Wakeable {
       "handler failed",
     );
     if (retry) {
+      if (this.processSpan) this.host.tracing?.fail(this.processSpan, err, { retry: true });
       const delayMs = backoffDelay(this.definition.retryBackoff ?? DEFAULT_RETRY_BACKOFF, base.attempts);
       this.host.events.emit("message.failed", {
         actor: this.id,
@@ -932,15 +1033,15 @@ export class ActorCell implements Wakeable {
 
   /**
    * Buffers an outcome; writes at once when it carries a reply or the buffer is old, else
-   * within FINISH_LINGER_MS even if the next handler is slow.
+   * within FINISH_LINGER_MS even if the next handler is slow. Returns the write when it wrote at once.
    */
-  private finish(record: FinishRecord): void {
+  private finish(record: FinishRecord): Promise<void> | undefined {
     if (!this.buffered?.length) this.bufferedSince = Date.now();
     this.buffered ??= [];
     this.buffered.push(record);
     if (record.reply || Date.now() - this.bufferedSince >= FINISH_LINGER_MS) {
-      void this.write();
-      return;
+      // The write's promise (it never rejects): a reply's span ends with it.
+      return this.write();
     }
     this.lingerTimer ??= setTimeout(() => void this.write(), FINISH_LINGER_MS);
   }

@@ -257,12 +257,24 @@ interface SimulatedTimer extends TimerHandle {
   fn: () => void;
   everyMs?: number;
   cleared: boolean;
+  /** The clock that set it: another clock's handle is ignored by clearTimeout. */
+  clock: SimulatedClock;
 }
 
 /**
  * Virtual time for tests: nothing fires until `advance` (or `runAll`) moves the clock, and then
- * every timer due within the step fires in due order (ties in the order they were set), each at
- * its own due time, including timers set by timers that fired during the step.
+ * every host timer due within the step fires in due order (ties in the order they were set),
+ * each at its own due time, including timers set by timers that fired during the step.
+ *
+ * That is true of the callbacks, which run synchronously inside `advance`. Work they start on
+ * Redis runs after `advance` has returned, when `now()` is already the end of the step. A durable
+ * actor timer (`ctx.timers`) is one such: one `advance` over several of its periods is a host that
+ * was late by several periods, and its missed-tick policy applies (`"once"` sends one tick). To
+ * see every tick, advance by at most one period at a time and wait for each tick to be delivered
+ * between steps, or start the timer with `missed: "all"`.
+ *
+ * Costs: `setTimeout` and each timer fired take O(log n) (a binary heap), `clearTimeout` O(1) (a
+ * cleared timer is dropped when it reaches the top), `nextAt` and `pending` O(1) amortized.
  *
  * ```ts
  * const clock = new SimulatedClock();
@@ -273,7 +285,10 @@ interface SimulatedTimer extends TimerHandle {
 export class SimulatedClock implements HostClock {
   private current: number;
   private seq = 0;
-  private timers: SimulatedTimer[] = [];
+  /** A binary min-heap on (at, seq); cleared timers stay until they reach the top. */
+  private heap: SimulatedTimer[] = [];
+  /** How many timers in the heap are not cleared. */
+  private live = 0;
   /** True while `advance` fires timers: a timer may not advance the clock itself. */
   private advancing = false;
 
@@ -291,8 +306,10 @@ export class SimulatedClock implements HostClock {
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {
-    if (handle) (handle as SimulatedTimer).cleared = true;
-    this.timers = this.timers.filter((t) => !t.cleared);
+    const timer = handle as SimulatedTimer | undefined;
+    if (!timer || timer.cleared || timer.clock !== this) return;
+    timer.cleared = true;
+    this.live -= 1;
   }
 
   setInterval(fn: () => void, ms: number): TimerHandle {
@@ -306,20 +323,24 @@ export class SimulatedClock implements HostClock {
 
   /** How many timers are waiting. */
   get pending(): number {
-    return this.timers.length;
+    return this.live;
   }
 
   /** When the next timer is due (virtual ms since the epoch), or undefined when none waits. */
   get nextAt(): number | undefined {
-    return this.timers.length ? Math.min(...this.timers.map((t) => t.at)) : undefined;
+    return this.top()?.at;
   }
 
   /**
    * Moves the clock `ms` forward, firing every timer due on the way, in order. A timer that
    * throws does not stop the others; the first error is thrown after the step.
+   * @param ms how far, ms: a finite number ≥ 0.
+   * @throws RangeError when `ms` is negative, NaN or infinite (the step would never end).
    */
   advance(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`advance(ms): ms must be a number >= 0, got ${ms}`);
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw new RangeError(`advance(ms): ms must be a finite number >= 0, got ${ms}`);
+    }
     if (this.advancing) {
       throw new Error(
         "advance(ms) was called from a timer of the same SimulatedClock; advance from the test instead",
@@ -336,12 +357,17 @@ export class SimulatedClock implements HostClock {
   private step(target: number): void {
     let firstError: unknown;
     for (;;) {
-      const next = this.earliest();
+      const next = this.top();
       if (!next || next.at > target) break;
       this.current = Math.max(this.current, next.at);
-      if (next.everyMs !== undefined) next.at += next.everyMs;
-      else next.cleared = true;
-      this.timers = this.timers.filter((t) => !t.cleared);
+      this.pop();
+      if (next.everyMs !== undefined) {
+        next.at += next.everyMs;
+        this.push(next);
+      } else {
+        next.cleared = true;
+        this.live -= 1;
+      }
       try {
         next.fn();
       } catch (error) {
@@ -355,19 +381,14 @@ export class SimulatedClock implements HostClock {
   /** Fires timers until none is left (intervals excepted), at most `limit` of them. */
   runAll(limit = 10_000): void {
     for (let i = 0; i < limit; i++) {
-      const next = this.timers
-        .filter((t) => t.everyMs === undefined)
-        .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      let next: SimulatedTimer | undefined;
+      for (const t of this.heap) {
+        if (t.cleared || t.everyMs !== undefined) continue;
+        if (!next || t.at < next.at || (t.at === next.at && t.seq < next.seq)) next = t;
+      }
       if (!next) return;
       this.advance(Math.max(0, next.at - this.current));
     }
-  }
-
-  private earliest(): SimulatedTimer | undefined {
-    let best: SimulatedTimer | undefined;
-    for (const t of this.timers)
-      if (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq)) best = t;
-    return best;
   }
 
   private add(fn: () => void, delayMs: number, everyMs: number | undefined): SimulatedTimer {
@@ -377,9 +398,53 @@ export class SimulatedClock implements HostClock {
       fn,
       everyMs,
       cleared: false,
+      clock: this,
       unref: () => timer,
     };
-    this.timers.push(timer);
+    this.push(timer);
+    this.live += 1;
     return timer;
+  }
+
+  /** The earliest live timer, cleared ones on top dropped on the way. */
+  private top(): SimulatedTimer | undefined {
+    while (this.heap.length > 0 && (this.heap[0] as SimulatedTimer).cleared) this.pop();
+    return this.heap[0];
+  }
+
+  private static before(a: SimulatedTimer, b: SimulatedTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(timer: SimulatedTimer): void {
+    const heap = this.heap;
+    let i = heap.push(timer) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent] as SimulatedTimer;
+      if (!SimulatedClock.before(timer, p)) break;
+      heap[i] = p;
+      i = parent;
+    }
+    heap[i] = timer;
+  }
+
+  private pop(): void {
+    const heap = this.heap;
+    const last = heap.pop();
+    if (last === undefined || heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= heap.length) break;
+      const r = l + 1;
+      const right = heap[r];
+      const child = right !== undefined && SimulatedClock.before(right, heap[l] as SimulatedTimer) ? r : l;
+      const c = heap[child] as SimulatedTimer;
+      if (!SimulatedClock.before(c, last)) break;
+      heap[i] = c;
+      i = child;
+    }
+    heap[i] = last;
   }
 }

@@ -127,6 +127,7 @@ const ASK_FAILED_ADVICE: Record<string, string> = {
   "attempts-exhausted":
     "its consumer kept dying while running it; look for crashes in the recipient's process",
   "invalid-envelope": "the request breaks the envelope rules (docs/PROTOCOL.md); check the sender",
+  cancelled: "it was a scheduled ask, cancelled (system.cancel) before it was due; it never ran",
 };
 
 /**
@@ -143,8 +144,8 @@ export class AskFailedError extends RedactorError {
     readonly messageId: string,
     /**
      * Why it failed: the dead-letter reason (`handler-error`, `invalid-payload`, `unknown-type`,
-     * `reply-error`, `attempts-exhausted`, `invalid-envelope`, …), or `error` when a peer's error
-     * reply gives none.
+     * `reply-error`, `attempts-exhausted`, `invalid-envelope`, …), `cancelled` for a scheduled ask
+     * cancelled before it was due (system.cancel), or `error` when a peer's error reply gives none.
      */
     readonly reason: string,
     /** The error text the recipient reported (a handler's `Name: message`). */

@@ -41,10 +41,12 @@ export interface SystemEvents {
   };
   /**
    * A durable timer of `actor` fired (src/timers.ts): `ticks` tick messages were sent into its
-   * inbox for the tick due at `dueMs` (0 when the missed-tick policy sent none), and `nextDueMs`
-   * is when it fires next (null: it ended).
+   * inbox (0 when its missed-tick policy sent none, or when its previous tick still waited);
+   * `dueMs` is the due time of the last tick sent (under `missed: "once"` the latest due tick,
+   * whose id ends in it), or when none was sent the due time that fell; `nextDueMs` is when it
+   * fires next. All in ms since the epoch.
    */
-  "timer.fired": { actor: string; key: string; dueMs: number; ticks: number; nextDueMs: number | null };
+  "timer.fired": { actor: string; key: string; dueMs: number; ticks: number; nextDueMs: number };
   /** A message's deadline passed before it started. */
   "message.timeout": { actor: string; id: string };
   /** Malformed or oversized members were dead-lettered by the claim. */
@@ -94,6 +96,24 @@ export interface SystemEvents {
   "supervisor.failed": { supervisor: string; error: string };
   /** The root supervisor failed: the system is shutting down. */
   "system.failed": { error: string };
+  /**
+   * The system started (`node`: this process's node id). Emitted on the turn of the event loop
+   * after `createSystem` resolves, so a listener attached right after `await createSystem(…)`
+   * hears it.
+   */
+  "system.started": { appId: string; node: string };
+  /** The system finished shutting down, `durationMs` after `shutdown()` was called. */
+  "system.stopped": { appId: string; node: string; durationMs: number };
+  /**
+   * A connection to Redis was lost (`connection`: `commands` or `subscriber`); `error` is the
+   * cause. ioredis reconnects by itself; once per outage, however many attempts it takes.
+   */
+  "redis.disconnected": { connection: "commands" | "subscriber"; error: string };
+  /**
+   * A lost connection is usable again after `downMs`; `error` is the last error while it was
+   * down ('' when none).
+   */
+  "redis.reconnected": { connection: "commands" | "subscriber"; downMs: number; error: string };
   /**
    * A heartbeat could not be written (Redis unreachable, or over maxmemory with the key gone):
    * after three periods without one, other processes take this one for dead. `failures` counts

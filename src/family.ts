@@ -218,9 +218,13 @@ export class FamilyPool implements Child {
     if (this.ignored.size > IGNORED_MAX) this.ignored.delete(this.ignored.values().next().value as string);
   }
 
-  /** After an activation or a passivation here: mail that came meanwhile is handled now. */
+  /**
+   * After an activation or a passivation here: mail that came meanwhile is handled now: the
+   * instance is woken when it is active (its first claim may have run before that mail came),
+   * else activated where it belongs.
+   */
   private lookAgain(app: string): void {
-    if (this.mailDuring.delete(app) && !this.active.has(app)) this.onMail(app);
+    if (this.mailDuring.delete(app)) this.onMail(app);
   }
 
   /** Activates `app` here, if its activation key can be had (else another live process has it). */

@@ -401,7 +401,7 @@ function processLeftovers(snap: AppSnapshot, keys: Keyspace, nowMs: number, grac
   }
   const copiesLeft = snap.outbox.length / 2 - copies.length;
   if (copiesLeft > 0) kept.push(`${copiesLeft} recent outbox copies`);
-  for (const kind of ["dead", "scheduled", "timerSpecs", "timerDue", "state"] as const) {
+  for (const kind of ["dead", "scheduled", "timerSpecs", "timerDue", "timerLast", "state"] as const) {
     if (snap.exists.get(kind)) kept.push(`its ${kind} key`);
   }
   const lastSeen = Number(snap.presence?.fields.last_seen);
@@ -432,7 +432,7 @@ function orphanLeftovers(snap: AppSnapshot, keys: Keyspace, nowMs: number, grace
   const cutoff = nowMs - graceMs;
   const actions: GcAction[] = [];
   const others = (
-    ["processing", "dead", "scheduled", "timerSpecs", "timerDue", "state", "activation"] as const
+    ["processing", "dead", "scheduled", "timerSpecs", "timerDue", "timerLast", "state", "activation"] as const
   ).filter((kind) => snap.exists.get(kind));
   if (others.length > 0) return { actions, kept: [] as string[] };
   const removable = (member: string): boolean => {

@@ -115,6 +115,7 @@ export {
 } from "./system.js";
 export {
   MAX_CATCH_UP_TICKS,
+  MAX_EVERY_MS,
   MIN_EVERY_MS,
   type MissedTicks,
   type TimerInfo,
@@ -125,6 +126,7 @@ export {
   type TimerStartOutcome,
   type Timers,
 } from "./timers.js";
+export type { TracerLike, TracingOption } from "./tracing.js";
 // Observability: prom-client metrics built from system.events, and a /metrics endpoint.
 
 export {

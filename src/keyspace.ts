@@ -35,6 +35,7 @@ export const APP_KEY_KINDS = [
   "state",
   "timerSpecs",
   "timerDue",
+  "timerLast",
 ] as const;
 
 /** One kind of per-app key (APP_KEY_KINDS). */
@@ -245,6 +246,15 @@ export class Keyspace {
    */
   timerDue(app: string): string {
     return `timers:${this.app(app)}:due`;
+  }
+
+  /**
+   * `timers:<app>:last` (cluster layout `timers:{app}:last`): the id of the last tick each
+   * durable timer of `app` sent, a hash of timer key → message id. Under `missed: "skip"` or
+   * `"once"` a timer sends no new tick while that one still waits in the inbox (src/timers.ts).
+   */
+  timerLast(app: string): string {
+    return `timers:${this.app(app)}:last`;
   }
 
   /** `status:<app>`: presence hash. */

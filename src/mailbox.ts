@@ -555,8 +555,13 @@ export class Mailbox {
   ): Promise<{ outcomes: RecordOutcome[]; started?: number | Exclude<RecordOutcome, "written"> }> {
     if (records.length === 0 && !start) return { outcomes: [] };
     if (this.crossSlotSplit && records.some((r) => r.reply)) {
+      // A reply from a run whose state finish would refuse must not go out: checked first, in
+      // the app's slot (see stateRefusals for the window that remains).
+      const refused = records.some((r) => r.reply && r.state) ? await this.stateRefusals(app, records) : [];
       // Each reply in its own recipient's slot; sends to different recipients are independent.
-      await Promise.all(records.flatMap((r) => (r.reply ? [this.send([r.reply], { push: true })] : [])));
+      await Promise.all(
+        records.flatMap((r, i) => (r.reply && !refused[i] ? [this.send([r.reply], { push: true })] : [])),
+      );
       records = records.map((r) => (r.reply ? { ...r, reply: undefined } : r));
     }
     const keys = [
@@ -617,6 +622,31 @@ export class Mailbox {
       started: code > 0 ? code : (outcome(code) as Exclude<RecordOutcome, "written">),
       outcomes: result.slice(1).map(outcome),
     };
+  }
+
+  /**
+   * Per record, true when it carries a persisted state that finish.lua would refuse now (its
+   * lease is lost, or the saved state's seq moved on): state-check.lua, reads only, in `app`'s
+   * slot. On a cluster a reply is sent before its request's record is finished, so a reply goes
+   * out only when this says its run's state will be saved. The window that remains: a lease
+   * lost, or a state saved by another writer, between this check and the finish (one round trip
+   * plus the reply's send; only a process stalled past its lease, or a hand-written state, does
+   * that): the reply is then out and the state refused, and the request runs again elsewhere.
+   */
+  private async stateRefusals(app: string, records: readonly FinishRecord[]): Promise<boolean[]> {
+    const keys = [this.keys.state(app)];
+    const args: (string | number)[] = [STATUS.processing];
+    const carrying: number[] = [];
+    for (const [i, r] of records.entries()) {
+      if (!r.state) continue;
+      carrying.push(i);
+      keys.push(this.keys.message(app, r.id));
+      args.push(r.token, r.state.base);
+    }
+    const codes = (await this.scripts.run("state-check", keys, args)) as number[];
+    const refused = records.map(() => false);
+    for (const [j, i] of carrying.entries()) refused[i] = outcome(codes[j]) !== "written";
+    return refused;
   }
 
   /**

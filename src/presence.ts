@@ -50,6 +50,61 @@ export const ORDERING_CANONICAL = "fifo-v1";
 export const ROLE_FIELD = "role";
 /** The `role` of a process's own `appId`. */
 export const ROLE_SYSTEM = "system";
+/**
+ * `status:<app>.handles`: the message types the app's actor has handlers for, as a JSON array of
+ * strings, sorted; `"*"` in it when the actor has a fallback (it takes any type), and `"…"` last
+ * when the list was cut at HANDLES_MAX types. Written by the process that serves the app, for
+ * tools (`redactor inspect`, `redactor dlq retry`); a peer's hash has none.
+ */
+export const HANDLES_FIELD = "handles";
+/** At most this many types are listed in HANDLES_FIELD. */
+export const HANDLES_MAX = 64;
+/** In HANDLES_FIELD: the actor has a fallback handler, so it takes any type. */
+export const HANDLES_ANY = "*";
+/** Last in HANDLES_FIELD: the list was cut at HANDLES_MAX types. */
+export const HANDLES_CUT = "…";
+
+/**
+ * The HANDLES_FIELD value of an actor with handlers for `types` (and a fallback when `anyType`).
+ */
+export function handlesField(types: readonly string[], anyType: boolean): string {
+  const sorted = [...new Set(types)].sort();
+  const listed = sorted.slice(0, HANDLES_MAX);
+  if (anyType) listed.push(HANDLES_ANY);
+  if (sorted.length > HANDLES_MAX) listed.push(HANDLES_CUT);
+  return JSON.stringify(listed);
+}
+
+/**
+ * What a HANDLES_FIELD value says: the listed types, and whether the list is complete (no
+ * fallback, not cut), so that a type missing from it is surely not handled; null when the hash
+ * has no such field or it cannot be read (an older process, a peer).
+ */
+export function parseHandles(field: string | null | undefined): Handles | null {
+  if (field === null || field === undefined) return null;
+  try {
+    const value = JSON.parse(field) as unknown;
+    if (!Array.isArray(value) || !value.every((t) => typeof t === "string")) return null;
+    const types = value.filter((t) => t !== HANDLES_ANY && t !== HANDLES_CUT);
+    const anyType = value.includes(HANDLES_ANY);
+    const cut = value.includes(HANDLES_CUT);
+    return { types, anyType, cut, complete: !anyType && !cut };
+  } catch {
+    return null;
+  }
+}
+
+/** A HANDLES_FIELD value, read (parseHandles). */
+export interface Handles {
+  /** The types with a handler of their own. */
+  types: string[];
+  /** The actor has a fallback handler: it takes any type. */
+  anyType: boolean;
+  /** The list was cut at HANDLES_MAX types. */
+  cut: boolean;
+  /** Neither: a type not in `types` is not handled. */
+  complete: boolean;
+}
 /** Prefix of the field that lists one serving process: `serving:<node>` = its heartbeat key. */
 export const SERVING_FIELD_PREFIX = "serving:";
 
@@ -132,6 +187,8 @@ export class Presence {
   private readonly apps = new Set<string>();
   /** The `role` field of local apps that have one (ROLE_FIELD), written again with their hash. */
   private readonly roles = new Map<string, string>();
+  /** The `handles` field of local actors (HANDLES_FIELD), written again with their hash. */
+  private readonly handles = new Map<string, string>();
   private repairTimer: TimerHandle | undefined;
   private repairing = false;
   /** Read every hash at the next period (the heartbeat key had to be written again). */
@@ -312,14 +369,30 @@ export class Presence {
     await this.writeRoles([app]);
   }
 
-  /** HSET of the `role` field of those of `apps` that have one (one command per app). */
+  /**
+   * Writes the `handles` field (HANDLES_FIELD, see handlesField) of `app` (announced by this
+   * process), kept while it is local: written again whenever the repair writes its hash again.
+   */
+  async markHandles(app: string, handles: string): Promise<void> {
+    this.handles.set(app, handles);
+    await this.writeRoles([app]);
+  }
+
+  /**
+   * HSET of the `role` and `handles` fields of those of `apps` that have them (one command per
+   * app).
+   */
   private async writeRoles(apps: readonly string[]): Promise<void> {
     await Promise.all(
       apps.flatMap((app) => {
         const role = this.roles.get(app);
-        return role === undefined || !this.apps.has(app)
+        const handles = this.handles.get(app);
+        const fields: string[] = [];
+        if (role !== undefined) fields.push(ROLE_FIELD, role);
+        if (handles !== undefined) fields.push(HANDLES_FIELD, handles);
+        return fields.length === 0 || !this.apps.has(app)
           ? []
-          : [this.redis.hset(this.keys.status(app), ROLE_FIELD, role)];
+          : [this.redis.hset(this.keys.status(app), ...fields)];
       }),
     );
   }
@@ -382,6 +455,7 @@ export class Presence {
     for (const app of apps) {
       this.apps.delete(app);
       this.roles.delete(app);
+      this.handles.delete(app);
     }
     const offline: string[] = [];
     const args = (chunk: readonly string[], dead: string) => [

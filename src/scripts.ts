@@ -28,7 +28,8 @@ export type ScriptName =
   | "promote"
   | "cancel"
   | "due"
-  | "reindex";
+  | "reindex"
+  | "state-check";
 
 const SCRIPT_NAMES: readonly ScriptName[] = [
   "send",
@@ -49,6 +50,7 @@ const SCRIPT_NAMES: readonly ScriptName[] = [
   "cancel",
   "due",
   "reindex",
+  "state-check",
 ];
 
 function readLua(name: string): string {

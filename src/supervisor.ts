@@ -14,7 +14,7 @@ import {
 } from "./actor.js";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import type { HostClock } from "./clock.js";
-import { InvalidOptionError, RedactorError } from "./errors.js";
+import { InvalidOptionError, RedactorError, StateLoadError } from "./errors.js";
 import type { SystemEvents } from "./events.js";
 import { checkId } from "./ids.js";
 import { checkBackoff, checkNumber, checkOneOf, requireObject } from "./options.js";
@@ -164,7 +164,20 @@ export type ExitReason =
    */
   | { kind: "stop"; error: Error }
   /** Its failure is its supervisor's failure (directive escalate). */
-  | { kind: "escalate"; error: Error };
+  | { kind: "escalate"; error: Error }
+  /**
+   * It cannot run in this process, and starting it again would fail the same way: its saved
+   * state cannot be loaded (StateLoadError at a restart or a takeover, src/state.ts). It is taken
+   * out of its supervisor's children, never restarted, and counts as no restart; its siblings
+   * run on. (At spawn the same error rejects the spawn instead.)
+   */
+  | { kind: "gave-up"; error: StateLoadError };
+
+/** How a child whose start threw `err` ended: it gave up on a state it cannot load, else it crashed. */
+export function startFailure(err: unknown): ExitReason {
+  const error = err instanceof Error ? err : new Error(String(err));
+  return error instanceof StateLoadError ? { kind: "gave-up", error } : { kind: "crash", error };
+}
 
 /** Something a supervisor supervises. */
 export interface Child {
@@ -202,6 +215,8 @@ export interface SupervisionHost {
   /** Observability. */
   restarted(info: SystemEvents["actor.restarted"]): void;
   supervisorFailed(info: { supervisor: string; error: Error }): void;
+  /** Supervisor `supervisor` gave up an actor that cannot load its saved state (`error`). */
+  gaveUp(info: { supervisor: string; error: StateLoadError }): void;
 }
 
 /** Resolves after `ms` ms of `clock`'s time. */
@@ -251,7 +266,17 @@ export class SupervisorRuntime implements Child, ExitListener {
     this.restarts = [];
     this.state = "running";
     try {
-      for (const spec of this.spec.children) await this.add(spec);
+      for (const spec of this.spec.children) {
+        try {
+          await this.add(spec);
+        } catch (err) {
+          // At a restart (not the first start, whose spawn rejects), a child that cannot load its
+          // saved state is left out; the rest of the group starts.
+          const exit = startFailure(err);
+          if (this.generation === 1 || exit.kind !== "gave-up") throw err;
+          this.host.gaveUp({ supervisor: this.id, error: exit.error });
+        }
+      }
     } catch (err) {
       await this.stop(Date.now() + this.host.shutdownTimeoutMs);
       throw err;
@@ -303,6 +328,11 @@ export class SupervisorRuntime implements Child, ExitListener {
       await this.fail(reason.error);
       return;
     }
+    if (reason.kind === "gave-up") {
+      this.children = this.children.filter((c) => c !== child);
+      this.host.gaveUp({ supervisor: this.id, error: reason.error });
+      return;
+    }
     const restart =
       child.restartType === "permanent" || (child.restartType === "transient" && reason.kind === "crash");
     if (!restart) {
@@ -348,9 +378,9 @@ export class SupervisorRuntime implements Child, ExitListener {
       try {
         await c.start();
       } catch (err) {
-        // A child that cannot start has crashed again: that is one more restart to count.
-        const error = err instanceof Error ? err : new Error(String(err));
-        this.childExited(c, { kind: "crash", error }, c.generation);
+        // A child that cannot start has crashed again: that is one more restart to count (unless
+        // it cannot load its saved state: that would never change, so it is given up).
+        this.childExited(c, startFailure(err), c.generation);
       }
     }
   }

@@ -37,8 +37,10 @@ import {
   specOf,
   subscriberSpec,
 } from "./connection.js";
+import { type Unwatch, watchConnection } from "./connection-watch.js";
 import { settledBefore } from "./deadline.js";
 import { createEnvelope, decodeEnvelope, type Envelope, encodeEnvelope, newMessageId } from "./envelope.js";
+import { errorReply, failedRequest } from "./error-replies.js";
 import {
   ActivationConflictError,
   AskFailedError,
@@ -47,6 +49,7 @@ import {
   EvictionPolicyError,
   InvalidOptionError,
   RedisUnavailableError,
+  type StateLoadError,
   SystemStoppedError,
 } from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
@@ -65,7 +68,7 @@ import {
   MAX_TIMER_MS,
   requireObject,
 } from "./options.js";
-import { type AppStatus, Presence, ROLE_SYSTEM, readStatus, scanStatuses } from "./presence.js";
+import { type AppStatus, handlesField, Presence, ROLE_SYSTEM, readStatus, scanStatuses } from "./presence.js";
 import type { Priority } from "./priority.js";
 import { INDEX_POLL_MS, Scheduler } from "./scheduler.js";
 import {
@@ -78,8 +81,10 @@ import {
   type SupervisionHost,
   type SupervisorRef,
   SupervisorRuntime,
+  startFailure,
   supervisor,
 } from "./supervisor.js";
+import { checkTracingOption, type OpenSpan, Tracing, type TracingOption } from "./tracing.js";
 import { Wakeups } from "./wakeups.js";
 
 /**
@@ -189,6 +194,16 @@ export interface SystemOptions extends MailboxOptions {
    *   RedisClock)
    */
   clock?: HostClock;
+  /**
+   * OpenTelemetry spans for send, ask, claim, handle and reply (src/tracing.ts; README,
+   * "Tracing"), through `@opentelemetry/api`, an optional peer dependency. `true` traces with the
+   * global tracer provider (InvalidOptionError when the API is not installed), `{ tracer }` with
+   * that Tracer, `false` never (the API is not loaded). The trace context travels in each
+   * message's hash (`traceparent`), never in its envelope.
+   * @default on when `@opentelemetry/api` is installed and a global tracer provider is
+   *   registered when createSystem runs (start the OpenTelemetry SDK first), else off
+   */
+  tracing?: TracingOption;
 }
 
 /** What `spawn` returns for a spec: a ref to the actor, the family, or the supervisor. */
@@ -251,6 +266,11 @@ export interface ActorSystem {
   actorIds(): string[];
   /** Resolves when the system has shut down, for whatever reason (shutdown, root failure). */
   readonly stopped: Promise<void>;
+  /**
+   * True while the system is started, not shutting down, and both its Redis connections are
+   * usable (`/ready` of serveMetrics answers from it).
+   */
+  readonly ready: boolean;
   /** Stops every actor (handlers in flight may finish), marks them offline, closes connections. */
   shutdown(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -386,6 +406,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   readonly shutdownTimeoutMs: number;
   private readonly failWhenDisconnected: boolean;
   private markStopped: () => void = () => {};
+  /** Stop following the connections' drops and recoveries (src/connection-watch.ts). */
+  private unwatchConnections: Unwatch[] = [];
   readonly stopped = new Promise<void>((resolve) => {
     this.markStopped = resolve;
   });
@@ -396,6 +418,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     private readonly sub: RedisClient,
     connection: ConnectionSpec,
     options: SystemOptions,
+    /** The spans of this system, undefined when tracing is off (src/tracing.ts). */
+    readonly tracing?: Tracing,
   ) {
     this.nodeId = `${appId}@${hostname()}:${process.pid}:${newMessageId().slice(0, 8)}`;
     // A cluster needs every app's keys in one slot: the hash-tagged layout.
@@ -524,6 +548,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     return this;
   }
 
+  get ready(): boolean {
+    return (
+      this.unwatchConnections.length > 0 &&
+      !this.stopping &&
+      this.cmd.status === "ready" &&
+      this.sub.status === "ready"
+    );
+  }
+
   async start(): Promise<void> {
     await this.checkEvictionPolicy();
     await this.mailbox.load();
@@ -553,6 +586,25 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     }
   }
 
+  /**
+   * The system has started (createSystem): follows the connections' drops and recoveries, logs
+   * it at info (with `where`, the server or cluster without its password), and emits
+   * `system.started` on the next turn of the event loop, once the caller can listen.
+   */
+  announceStarted(where: string): void {
+    this.unwatchConnections = [
+      watchConnection(this.cmd, "commands", this.log, this.events),
+      watchConnection(this.sub, "subscriber", this.log, this.events),
+    ];
+    this.log.info(
+      { appId: this.appId, node: this.nodeId, redis: where, cluster: isCluster(this.cmd) },
+      "system started",
+    );
+    setImmediate(() => {
+      if (!this.stopping) this.events.emit("system.started", { appId: this.appId, node: this.nodeId });
+    });
+  }
+
   refFrom(sender: string, target: string): ActorRef {
     this.keys.checkApp(target, "ref id");
     return new Ref(this, sender, target);
@@ -579,13 +631,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     const due = this.dueTime({ delayMs, at }, env);
     // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
     const encoded = this.mailbox.encode(env);
+    const span = this.tracing?.send(encoded, due?.dueMs);
     if (due) {
-      await this.untilStopped(this.schedule(encoded, due), what);
+      await this.traced(span, this.untilStopped(this.schedule(encoded, due), what));
       return env.id;
     }
-    const { result: skipped, index } = await this.untilStopped(
-      this.sends.add(sendGroup(sender, recipient), encoded),
-      what,
+    const { result: skipped, index } = await this.traced(
+      span,
+      this.untilStopped(this.sends.add(sendGroup(sender, recipient), encoded), what),
     );
     if (skipped.includes(index)) {
       this.log.debug(
@@ -618,12 +671,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     const due = this.dueTime(options, env);
     // Throws UnserializableValueError or MessageTooLargeError before anything is sent.
     const encoded = this.mailbox.encode(env);
+    const askSpan = this.tracing?.ask(env);
+    const span = askSpan && this.tracing?.send(encoded, due?.dueMs, askSpan);
     const started = performance.now();
     // The outcome's handlers are attached before anything is awaited: the timeout may fire
     // while the send is still held up (Redis paused or down), and must reach the caller. A
-    // scheduled request's timeout counts from its delivery.
-    const waitMs = timeoutMs + (due?.delayMs ?? 0);
-    const outcome = this.asks.wait(env.id, recipient, type, waitMs, options.match).then(
+    // scheduled request's timeout counts from its due time (whole ms: the delay is fractional).
+    const waitMs = Math.ceil(timeoutMs + (due?.delayMs ?? 0));
+    const outcome = this.traced(askSpan, this.asks.wait(env.id, recipient, type, waitMs, options.match)).then(
       (payload) => {
         this.events.emit("ask.replied", {
           id: env.id,
@@ -648,10 +703,11 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       },
     );
     const sent = due
-      ? this.untilStopped(this.schedule(encoded, due), what)
-      : this.untilStopped(this.sends.add(sendGroup(this.appId, recipient), encoded), what).then(() =>
-          this.emitSent(env),
-        );
+      ? this.traced(span, this.untilStopped(this.schedule(encoded, due), what))
+      : this.traced(
+          span,
+          this.untilStopped(this.sends.add(sendGroup(this.appId, recipient), encoded), what),
+        ).then(() => this.emitSent(env));
     sent.catch((err: unknown) => this.asks.fail(env.id, err instanceof Error ? err : new Error(String(err))));
     return outcome;
   }
@@ -660,7 +716,8 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
    * The due time of a send with `delayMs` or `at` (checked by checkSendOptions), on Redis' clock,
    * or null when it is to be sent at once (no option, a delay of 0, a time not in the future).
    * Stamps `env` with it: a scheduled message's `timestamp` is its due time, so its `timeout`
-   * counts from the delivery and it ranks in FIFO order by due time.
+   * counts from the due time (not from when it reaches the inbox) and it ranks in FIFO order by
+   * due time.
    */
   private dueTime(
     options: { delayMs?: number; at?: Date | number },
@@ -691,7 +748,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     // Indexed before and after: a sender that dies between the two writes still leaves an
     // index entry at or before the due time (src/scheduler.ts, "the index protocol").
     await this.scheduler.preindex(env.recipient, due.dueMs);
-    const outcome = await this.mailbox.schedule(encoded, due.dueMs, due.delayMs);
+    const outcome = await this.mailbox.schedule(encoded, due.dueMs);
     if (outcome === "duplicate") {
       this.log.debug(
         { msgId: env.id, recipient: env.recipient },
@@ -718,6 +775,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       inFlight.set(work, () => reject(new SystemStoppedError(what)));
       work.then(resolve, reject).finally(() => inFlight.delete(work));
     });
+  }
+
+  /**
+   * `work`, with `span` (tracing on) ended when it settles, its error recorded; `work` itself
+   * when tracing is off.
+   */
+  private traced<T>(span: OpenSpan | undefined, work: Promise<T>): Promise<T> {
+    return span && this.tracing ? this.tracing.settle(span, work) : work;
   }
 
   /** With whenDisconnected "fail", refuses to queue a send while Redis is unreachable. */
@@ -943,7 +1008,12 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     await this.presence.online(id).catch((err: unknown) => {
       this.log.warn({ err, actor: id }, "could not announce the actor's presence yet; it will be retried");
     });
+    // The types it handles, for tools (inspect, dlq retry); written again with its presence.
+    await this.presence
+      .markHandles(id, handlesField(Object.keys(definition.handlers), definition.fallback !== undefined))
+      .catch(() => {});
     this.events.emit("actor.started", { actor: id });
+    this.log.info({ actor: id }, "actor started");
     return cell;
   }
 
@@ -955,6 +1025,7 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     if (this.cells.get(cell.id) === cell) this.cells.delete(cell.id);
     this.wakeups.unwatch(cell.id);
     this.events.emit("actor.stopped", { actor: cell.id, reason });
+    this.log.info({ actor: cell.id, reason }, "actor stopped");
     if (cell.id === this.appId && !this.stopping) {
       await this.startSystemCell();
       return;
@@ -1004,13 +1075,25 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   restarted(info: SystemEvents["actor.restarted"]): void {
-    this.log.warn(info, "restarting actor");
+    // At info: the failure that caused it was logged (at error) where it happened.
+    this.log.info(info, "restarting actor");
     this.events.emit("actor.restarted", info);
   }
 
   supervisorFailed(info: { supervisor: string; error: Error }): void {
     this.log.error({ supervisor: info.supervisor, err: info.error }, "supervisor gave up");
     this.events.emit("supervisor.failed", { supervisor: info.supervisor, error: info.error.message });
+  }
+
+  gaveUp(info: { supervisor: string; error: StateLoadError }): void {
+    const actor = info.error.actorId;
+    this.log.error(
+      { actor, supervisor: info.supervisor, err: info.error, reason: info.error.reason },
+      "cannot load the actor's saved state: it is stopped in this process, not restarted, and " +
+        "its activation released (a process that can load the state may take it over); fix the " +
+        "state or deploy a definition whose persist.migrate reads it, then spawn it again",
+    );
+    this.events.emit("actor.stopped", { actor, reason: "state-load" });
   }
 
   /** The root supervisor failed: nothing above it can help, so the system stops. */
@@ -1063,9 +1146,45 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
     // Its recipient names its scheduled set: given, read off the cluster key, or its hash's field.
     const app = recipient ?? this.keys.appFromMessageKey(key, id) ?? (await this.cmd.hget(key, "recipient"));
     if (app === null) return false;
+    // A scheduled ask's request names its asker, which fails at once once it is cancelled.
+    const member = await this.cmd.hgetBuffer(key, "member");
     const outcome = await this.scheduler.cancel(app, id);
-    if (outcome === "cancelled") this.events.emit("message.cancelled", { id, recipient: app });
-    return outcome === "cancelled";
+    if (outcome !== "cancelled") return false;
+    this.events.emit("message.cancelled", { id, recipient: app });
+    this.failCancelledAsk(id, app, member);
+    return true;
+  }
+
+  /**
+   * A scheduled ask was cancelled: its asker fails now with AskFailedError (reason `cancelled`)
+   * rather than at its timeout. An ask of this system directly; an asker elsewhere (another
+   * process, a peer) through an error reply to the request (src/error-replies.ts), sent as from
+   * its recipient. A cancelled tell needs nothing.
+   */
+  private failCancelledAsk(id: string, recipient: string, member: Buffer | null): void {
+    const detail = "the scheduled request was cancelled (system.cancel) before it was due";
+    const local = this.asks.waiting(id);
+    if (local) {
+      this.asks.fail(id, new AskFailedError(local.recipient, local.messageType, id, "cancelled", detail));
+      return;
+    }
+    const request = member && failedRequest(member);
+    if (!request) return;
+    let reply: EncodedMessage;
+    try {
+      const timestamp = this.clock.nowMicros() / 1e6;
+      const type = `${request.messageType}_reply`;
+      reply = this.mailbox.encode(errorReply(id, request, recipient, type, "cancelled", detail, timestamp));
+    } catch (err) {
+      this.log.warn({ msgId: id, err }, "could not build the error reply of a cancelled ask");
+      return;
+    }
+    this.mailbox.send([reply], { push: true }).catch((err: unknown) => {
+      this.log.warn(
+        { msgId: id, err },
+        "could not send the error reply of a cancelled ask; its asker times out",
+      );
+    });
   }
 
   status(app: string): Promise<AppStatus | null> {
@@ -1082,7 +1201,9 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   private async doShutdown(): Promise<void> {
-    const deadline = Date.now() + this.shutdownTimeoutMs;
+    const began = Date.now();
+    const deadline = began + this.shutdownTimeoutMs;
+    this.log.info({ appId: this.appId, node: this.nodeId }, "system stopping");
     // Spawns still starting finish first (within the deadline), so that they are stopped too.
     await settledBefore(Promise.allSettled([...this.spawning.keys()]), deadline);
     const ids = new Set([...this.cells.keys(), this.appId]);
@@ -1117,10 +1238,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       await this.presence.halt();
     }
     this.cells.clear();
+    // Closed on purpose from here: not a lost connection.
+    for (const unwatch of this.unwatchConnections.splice(0)) unwatch();
     this.sub.disconnect();
     // QUIT lets the commands already sent finish; bounded, as a paused server never answers it.
     if (this.cmd.status === "ready") await settledBefore(this.cmd.quit(), Date.now() + 1000);
     this.cmd.disconnect();
+    const durationMs = Date.now() - began;
+    this.log.info({ appId: this.appId, node: this.nodeId, durationMs }, "system stopped");
+    this.events.emit("system.stopped", { appId: this.appId, node: this.nodeId, durationMs });
     this.markStopped();
   }
 
@@ -1290,11 +1416,9 @@ class ActorChild implements Child {
     try {
       this.cell = await this.startOwnedCell();
     } catch (err) {
-      this.parent.childExited(
-        this,
-        { kind: "crash", error: err instanceof Error ? err : new Error(String(err)) },
-        generation,
-      );
+      // A state it cannot load: given up here (startOwnedCell released the activation), so
+      // that a process that can load it takes over instead of this one looping.
+      this.parent.childExited(this, startFailure(err), generation);
       return;
     } finally {
       this.starting = false;
@@ -1396,6 +1520,7 @@ function checkSystemOptions(options: SystemOptions): void {
   checkBoolean("keyspaceEvents", options.keyspaceEvents, "true");
   checkBoolean("requireNoEviction", options.requireNoEviction, "false");
   checkBoolean("handleSignals", options.handleSignals, "false");
+  checkTracingOption(options.tracing);
 }
 
 /** Checks the `cluster` option (and REDIS_CLUSTER) against the others. */
@@ -1478,6 +1603,8 @@ function checkClusterNode(option: string, node: unknown): void {
  */
 export async function createSystem(options: SystemOptions): Promise<ActorSystem> {
   checkSystemOptions(options);
+  // Loaded before connecting: tracing asked for without @opentelemetry/api fails here.
+  const tracing = await Tracing.load(options.tracing);
   const { spec, where } = connectionFrom(options);
   const cmd = createClient(spec, connectionName(options.appId));
   cmd.on("error", () => {
@@ -1490,9 +1617,10 @@ export async function createSystem(options: SystemOptions): Promise<ActorSystem>
     sub = createClient(subscriberSpec(specOf(cmd, spec)), connectionName(options.appId, "sub"));
     sub.on("error", () => {});
     await openClient(sub, where);
-    system = new RedactorSystem(options.appId, cmd, sub, spec, options);
+    system = new RedactorSystem(options.appId, cmd, sub, spec, options, tracing);
     // A start that fails stops its own timers and heartbeat; the connections are dropped here.
     await system.start();
+    system.announceStarted(where);
   } catch (err) {
     sub?.disconnect();
     cmd.disconnect();

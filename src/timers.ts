@@ -17,6 +17,11 @@
  * `timer:<key>:<generation>:<due ms>`, and the script does not send an id whose message hash
  * exists: a tick is never sent twice.
  *
+ * Under "skip" and "once" the script also holds a tick while the timer's previous tick (its id
+ * kept in `timers:<app>:last`) still waits in the inbox, so a slow handler never fills it.
+ * `start` and `cancel` publish `timers_changed` on the actor's wake-up path (src/wakeups.ts), so
+ * that its incarnations in other processes re-read the head and re-arm (activation "shared").
+ *
  * Time: "now" is the HostClock's `now()`: Redis' clock read locally by default, or a test's
  * SimulatedClock (virtual time; Redis then only stores). Redis never judges a timer's due time.
  *
@@ -36,19 +41,29 @@ import type { SystemEventEmitter } from "./events.js";
 import { checkId } from "./ids.js";
 import { STATUS } from "./lifecycle.js";
 import type { EncodedMessage, Mailbox } from "./mailbox.js";
-import { checkBoolean, checkNumber, checkObject, checkOneOf } from "./options.js";
+import { checkBoolean, checkNumber, checkObject, checkOneOf, MAX_SCHEDULE_MS } from "./options.js";
 import { isPriority, type Priority } from "./priority.js";
 import { Scripts } from "./scripts.js";
+import { TIMERS_CHANGED } from "./wakeups.js";
 
 /**
- * What a timer does with ticks that fell while no process ran the actor (or while it was late
- * by more than one period):
+ * What a timer does when, at the moment it is fired, more than one of its ticks is due: when the
+ * tick it is due for is more than one period late. That is so after the actor was down (no process
+ * ran it), and equally while it runs, whenever the host was late: a stalled event loop, Redis paused
+ * or unreachable, a passivated family instance, or in a test one `SimulatedClock.advance` over
+ * several periods (Akka's and Dapr's timers behave alike). A tick less than one period late is
+ * always sent.
  * - `"skip"`: none of them. A tick that is merely late (no later tick has fallen due yet) still
  *   fires; once two or more ticks are due, none is sent and the timer goes on at its next tick
  *   after now.
  * - `"once"`: one tick for all of them (the most recent one's id and time).
  * - `"all"`: one tick per missed tick, oldest first, at most {@link MAX_CATCH_UP_TICKS} (the most
  *   recent ones; older ones are dropped and logged).
+ *
+ * A slow handler: under `"skip"` and `"once"` no new tick is sent while the timer's previous tick
+ * still waits in the inbox (not yet started by a handler); the tick due then counts as missed, so a
+ * handler slower than the period never fills the inbox (it runs back to back instead). `"all"`
+ * sends every tick whatever waits: use it only when the handler keeps up with the period.
  */
 export type MissedTicks = "skip" | "once" | "all";
 
@@ -57,7 +72,8 @@ export type TimerSchedule =
   | {
       /**
        * The period, ms: the first tick is `everyMs` after `start`, then one every `everyMs` on
-       * that grid. A whole number, at least {@link MIN_EVERY_MS}.
+       * that grid. A whole number, at least {@link MIN_EVERY_MS} (10), at most
+       * {@link MAX_EVERY_MS} (10 years).
        */
       everyMs: number;
       cron?: never;
@@ -80,7 +96,8 @@ export type TimerSchedule =
 /** Options of `ctx.timers.start` besides the schedule. */
 export interface TimerOptions {
   /**
-   * What happens to ticks that fell while the actor was down (see {@link MissedTicks}).
+   * What happens to ticks missed while the actor was down or its host was late by more than one
+   * period, and while the previous tick still waits in the inbox (see {@link MissedTicks}).
    * @default "once"
    */
   missed?: MissedTicks;
@@ -150,6 +167,9 @@ export interface Timers<P extends Protocol<P> = UntypedProtocol> {
 /** Smallest `everyMs`. */
 export const MIN_EVERY_MS = 10;
 
+/** Largest `everyMs`: 10 years, like the longest delay of a scheduled message (MAX_SCHEDULE_MS). */
+export const MAX_EVERY_MS = Math.floor(MAX_SCHEDULE_MS);
+
 /** Most ticks one firing sends under `missed: "all"`. */
 export const MAX_CATCH_UP_TICKS = 100;
 
@@ -183,15 +203,19 @@ const START_OUTCOME: Readonly<Record<number, TimerStartOutcome | "refused">> = {
 };
 
 /** The outcome codes of timer-cancel.lua. */
-const CANCEL_OUTCOME: Readonly<Record<number, "cancelled" | "not-found" | "changed">> = {
+const CANCEL_OUTCOME: Readonly<Record<number, "cancelled" | "not-found" | "changed" | "refused">> = {
   1: "cancelled",
   0: "not-found",
   [-1]: "changed",
+  [-2]: "refused",
 };
 
 /** The outcome codes of timer-fire.lua. */
-const FIRE_OUTCOME: Readonly<Record<number, "fired" | "stale-due" | "stale-generation" | "refused">> = {
+const FIRE_OUTCOME: Readonly<
+  Record<number, "fired" | "held" | "stale-due" | "stale-generation" | "refused">
+> = {
   1: "fired",
+  2: "held",
   0: "stale-due",
   [-1]: "stale-generation",
   [-2]: "refused",
@@ -257,7 +281,7 @@ export function checkTimerStart(key: unknown, type: unknown, options: unknown): 
     );
   }
   if (hasEvery) {
-    checkNumber("everyMs", o.everyMs, { integer: true, min: MIN_EVERY_MS, unit: "ms" });
+    checkNumber("everyMs", o.everyMs, { integer: true, min: MIN_EVERY_MS, max: MAX_EVERY_MS, unit: "ms" });
     if (o.tz !== undefined) throw invalid("tz", o.tz, "a time zone goes with cron, not with everyMs");
   } else {
     if (typeof o.cron !== "string" || o.cron.trim() === "") {
@@ -384,6 +408,7 @@ function scripts(redis: RedisClient): Scripts {
 export class ActorTimers implements Timers {
   private readonly specsKey: string;
   private readonly dueKey: string;
+  private readonly lastKey: string;
   private readonly scripts: Scripts;
   private armed: TimerHandle | undefined;
   private running = false;
@@ -399,6 +424,7 @@ export class ActorTimers implements Timers {
     const keys = host.mailbox.keys;
     this.specsKey = keys.timerSpecs(actor);
     this.dueKey = keys.timerDue(actor);
+    this.lastKey = keys.timerLast(actor);
     this.scripts = scripts(host.mailbox.redis);
   }
 
@@ -436,11 +462,13 @@ export class ActorTimers implements Timers {
     const now = Math.floor(this.clock.now());
     const firstDue =
       spec.everyMs !== undefined ? now + spec.everyMs : cronNext(spec.cron as string, spec.tz as string, now);
-    const code = await this.scripts.run(
-      "timer-start",
-      [this.specsKey, this.dueKey],
-      [key, JSON.stringify(spec), firstDue, o.replace === false ? "0" : "1"],
-    );
+    const code = await this.scripts.run("timer-start", this.changeKeys(), [
+      key,
+      JSON.stringify(spec),
+      firstDue,
+      o.replace === false ? "0" : "1",
+      ...this.hintArgs(),
+    ]);
     const outcome = outcomeOf(START_OUTCOME, code, "timer-start.lua");
     if (outcome === "refused") {
       throw new TimerScriptError(
@@ -453,10 +481,36 @@ export class ActorTimers implements Timers {
 
   async cancel(key: string): Promise<boolean> {
     checkId(key, "timer key", { reserved: false });
-    const code = await this.scripts.run("timer-cancel", [this.specsKey, this.dueKey], [key, "0", ""]);
-    const cancelled = outcomeOf(CANCEL_OUTCOME, code, "timer-cancel.lua") === "cancelled";
+    const outcome = await this.runCancel(key, "0", "");
     await this.poke();
-    return cancelled;
+    return outcome === "cancelled";
+  }
+
+  /** The keys timer-start.lua and timer-cancel.lua take: specs, due, last tick, presence. */
+  private changeKeys(): string[] {
+    return [this.specsKey, this.dueKey, this.lastKey, this.host.mailbox.keys.status(this.actor)];
+  }
+
+  /** Where and what timer-start/cancel publish so the actor's other incarnations re-arm. */
+  private hintArgs(): string[] {
+    const keys = this.host.mailbox.keys;
+    return [keys.channel(this.actor), keys.wakeChannel(this.actor) ?? "", TIMERS_CHANGED];
+  }
+
+  private async runCancel(key: string, conditional: "0" | "1", expected: string) {
+    const code = await this.scripts.run("timer-cancel", this.changeKeys(), [
+      key,
+      conditional,
+      expected,
+      ...this.hintArgs(),
+    ]);
+    const outcome = outcomeOf(CANCEL_OUTCOME, code, "timer-cancel.lua");
+    if (outcome === "refused") {
+      throw new TimerScriptError(
+        `timer-cancel.lua refused timer "${key}" of actor "${this.actor}": a bug in redactor`,
+      );
+    }
+    return outcome;
   }
 
   async list(): Promise<TimerInfo[]> {
@@ -491,6 +545,15 @@ export class ActorTimers implements Timers {
     if (this.stopped) return;
     this.running = true;
     await this.poke();
+  }
+
+  /**
+   * The actor's timers changed in Redis (started or cancelled by another incarnation, in this
+   * process or another: the TIMERS_CHANGED hint, src/wakeups.ts): the head is read again and the
+   * host timer re-armed. One command when nothing is due; nothing before `run`.
+   */
+  changed(): void {
+    void this.poke();
   }
 
   /** The incarnation ended: the host timer is cleared, and nothing is sent or armed any more. */
@@ -552,10 +615,16 @@ export class ActorTimers implements Timers {
           keys.push(due[i] as string);
           dues.push(Number(due[i + 1]));
         }
-        const specs = keys.length > 0 ? await this.redis.hmget(this.specsKey, ...keys) : [];
+        const [specs, lasts] =
+          keys.length > 0
+            ? await Promise.all([
+                this.redis.hmget(this.specsKey, ...keys),
+                this.redis.hmget(this.lastKey, ...keys),
+              ])
+            : [[], []];
         for (const [i, key] of keys.entries()) {
           if (this.stopped) return;
-          await this.fire(key, dues[i] as number, specs[i] ?? null, now);
+          await this.fire(key, dues[i] as number, specs[i] ?? null, lasts[i] ?? null, now);
         }
       }
     } catch (err) {
@@ -577,8 +646,17 @@ export class ActorTimers implements Timers {
     this.armed.unref();
   }
 
-  /** Fires one due timer (compare-and-set on its due time and generation). */
-  private async fire(key: string, dueMs: number, text: string | null, nowMs: number): Promise<void> {
+  /**
+   * Fires one due timer: a compare-and-set on its due time, its generation and its last tick
+   * (`lastId`, null when none is recorded), held while that tick waits under skip and once.
+   */
+  private async fire(
+    key: string,
+    dueMs: number,
+    text: string | null,
+    lastId: string | null,
+    nowMs: number,
+  ): Promise<void> {
     const spec = text === null ? undefined : parseSpec(text);
     let due: DueTicks | undefined;
     try {
@@ -592,7 +670,7 @@ export class ActorTimers implements Timers {
         { timer: key },
         "a durable timer's spec is missing or unreadable; the timer is removed",
       );
-      await this.scripts.run("timer-cancel", [this.specsKey, this.dueKey], [key, "1", text ?? ""]);
+      await this.runCancel(key, "1", text ?? "");
       return;
     }
     const { ticks, dropped, nextDueMs } = due;
@@ -618,9 +696,11 @@ export class ActorTimers implements Timers {
     const scriptKeys = [
       this.specsKey,
       this.dueKey,
+      this.lastKey,
       keys.inbox(this.actor),
       keys.outbox(this.actor),
       keys.status(this.actor),
+      lastId === null ? this.lastKey : keys.message(this.actor, lastId),
       ...encoded.map((m) => keys.message(this.actor, m.envelope.id)),
     ];
     const args: (string | number)[] = [
@@ -633,6 +713,8 @@ export class ActorTimers implements Timers {
       keys.channel(this.actor),
       keys.wakeChannel(this.actor) ?? "",
       STATUS.pending,
+      lastId ?? "",
+      spec.missed === "all" ? "0" : "1",
     ];
     for (const m of encoded) args.push(...this.host.mailbox.sendArgs(m));
     const [code, sent] = (await this.scripts.run("timer-fire", scriptKeys, args)) as [number, number];
@@ -642,14 +724,19 @@ export class ActorTimers implements Timers {
         `timer-fire.lua refused timer "${key}" of actor "${this.actor}": a bug in redactor`,
       );
     }
-    if (outcome !== "fired") {
+    if (outcome !== "fired" && outcome !== "held") {
       this.log().debug(
         { timer: key, dueMs, outcome },
         "timer tick already fired, cancelled or restarted elsewhere",
       );
       return;
     }
-    if (dropped > 0) {
+    if (outcome === "held") {
+      this.log().info(
+        { timer: key, dueMs, dropped: dropped + ticks.length, missed: spec.missed, waiting: lastId },
+        "timer tick not sent: its previous tick has not started yet (the handler is slower than the period)",
+      );
+    } else if (dropped > 0) {
       this.log().info(
         { timer: key, dueMs, sent: Number(sent), dropped, missed: spec.missed },
         "missed timer ticks not sent, by the timer's missed-tick policy",
@@ -658,7 +745,8 @@ export class ActorTimers implements Timers {
     this.host.events.emit("timer.fired", {
       actor: this.actor,
       key,
-      dueMs,
+      // The tick sent last (under "once" the latest due one), else the one that fell due.
+      dueMs: outcome === "fired" && ticks.length > 0 ? (ticks[ticks.length - 1] as number) : dueMs,
       ticks: Number(sent),
       nextDueMs,
     });

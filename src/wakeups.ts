@@ -39,6 +39,14 @@ export const WAKE_FIELD = "wake";
 /** The value of WAKE_FIELD for an app woken on its sharded channel. */
 export const WAKE_SHARDED = "sharded";
 
+/**
+ * The text published on an actor's wake-up path (`channel:<app>`, or its sharded channel) when
+ * one of its durable timers was started, replaced or cancelled (timer-start.lua,
+ * timer-cancel.lua): every incarnation of the actor re-reads the head of its due timers and
+ * re-arms (src/timers.ts), none claims. Any other text is a wake-up (`new_message:<id>`).
+ */
+export const TIMERS_CHANGED = "timers_changed";
+
 /** Redis refused a command for lack of permission (an ACL). */
 function isRefusal(err: Error): boolean {
   return err.message.startsWith("NOPERM");
@@ -50,6 +58,8 @@ export interface Wakeable {
   wake(): void;
   /** True while it is not draining its inbox, the only time a sweep needs to look. */
   readonly idle: boolean;
+  /** Its durable timers changed in Redis (TIMERS_CHANGED): re-read their head and re-arm. */
+  timersChanged?(): void;
 }
 
 /** Routes wake-ups and broadcasts for the actors of one system. */
@@ -138,21 +148,25 @@ export class Wakeups {
       }
       // The app is read off the channel's name (no table per actor to keep in memory).
       if (channel.startsWith(CHANNEL_PREFIX)) {
-        this.actors.get(channel.slice(CHANNEL_PREFIX.length))?.wake();
+        this.deliver(this.actors.get(channel.slice(CHANNEL_PREFIX.length)), text);
       } else if (text === "zadd") {
         // A keyspace event's text is the command; only an added message is news.
         const app = this.keys.appFromInbox(channel.slice(this.keyspacePrefix.length));
         if (app !== null) this.actors.get(app)?.wake();
       }
     });
-    this.sub.on("pmessage", (pattern: string, channel: string) => {
+    this.sub.on("pmessage", (pattern: string, channel: string, text: string) => {
       const found = this.patterns.get(pattern);
-      if (found && channel.startsWith(CHANNEL_PREFIX)) found(channel.slice(CHANNEL_PREFIX.length));
+      if (!found || !channel.startsWith(CHANNEL_PREFIX)) return;
+      const app = channel.slice(CHANNEL_PREFIX.length);
+      // Not mail: only an instance active here has timers to re-arm; none is activated for it.
+      if (text === TIMERS_CHANGED) this.actors.get(app)?.timersChanged?.();
+      else found(app);
     });
     this.sub.on("smessage", (channel: string, text: string) => {
       const fixed = this.options.shardedChannels[channel];
       if (fixed) fixed(text);
-      else this.actors.get(this.wakeChannels.get(channel) ?? "")?.wake();
+      else this.deliver(this.actors.get(this.wakeChannels.get(channel) ?? ""), text);
     });
     if (isCluster(this.sub)) {
       // Sharded subscriptions made again after a slot moved: what was published meanwhile is lost.
@@ -249,6 +263,12 @@ export class Wakeups {
     this.toSubscribe.delete(channel);
     this.toUnsubscribe.add(channel);
     this.scheduleFlush();
+  }
+
+  /** What a text on an actor's wake-up path asks of it: a timers hint, or else a wake-up. */
+  private deliver(actor: Wakeable | undefined, text: string): void {
+    if (text === TIMERS_CHANGED) actor?.timersChanged?.();
+    else actor?.wake();
   }
 
   /** Wakes the local actor serving `app`, if any. */

@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unhandledTypes } from "../src/cli/commands/dlq.js";
 import { type ActorSystem, createSystem, defineActor, Priority } from "../src/index.js";
+import { Keyspace } from "../src/keyspace.js";
 import { freePort, uniqueId, useRedis } from "./harness/redis.js";
 import { type ProcessResult, runProcess, waitFor } from "./harness/system.js";
 
@@ -42,9 +44,10 @@ function cli(
 }
 
 /** A long-running CLI process (tail, run) whose output is watched as it comes. */
-function start(args: string[]) {
+function start(args: string[], options: { cwd?: string } = {}) {
   const child: ChildProcess = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, REDIS_URL: redis().url, REDIS_CLUSTER: "", REDACTOR_LOG_LEVEL: "error" },
+    cwd: options.cwd,
   });
   const out = { stdout: "", stderr: "" };
   child.stdout?.on("data", (d) => {
@@ -339,6 +342,22 @@ describe("ls and inspect", () => {
     const unknown = await cli(["inspect", uniqueId("nobody")]);
     expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining("redactor ls") });
   });
+
+  it("shows the types an actor handles and the process hosting it; a peer's are unknown", async () => {
+    const echo = json<{ hosts: string[]; handles: { types: string[]; complete: boolean } | null }>(
+      await cli(["inspect", ids.echo, "--json"]),
+    );
+    expect(echo.hosts).toEqual([system.nodeId]);
+    expect(echo.handles).toEqual({ types: ["ping"], anyType: false, cut: false, complete: true });
+    const human = await cli(["inspect", ids.echo]);
+    expect(human.stdout).toMatch(
+      new RegExp(`^hosted by\\s+${system.nodeId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"),
+    );
+    expect(human.stdout).toMatch(/^handles\s+ping$/m);
+    const peer = await cli(["inspect", ids.peer]);
+    expect(peer.stdout).toMatch(/^handles\s+- \(not announced/m);
+    expect(json<{ handles: unknown }>(await cli(["inspect", ids.peer, "--json"])).handles).toBeNull();
+  });
 });
 
 describe("send and ask", () => {
@@ -537,6 +556,45 @@ describe("tail", () => {
     expect(await tail.exited).toBe(0);
     expect(tail.events()).toHaveLength(1);
   });
+
+  it("keeps only the message types named with --type", async () => {
+    const tail = start(["tail", ids.echo, ids.fragile, "--json", "--interval", "50ms", "--type", "ping"]);
+    await tail.waitFor(() => tail.out.stderr.includes("(types ping)"), "tail to start");
+    failing = false;
+    const work = await system.ref(ids.fragile).tell("work", {});
+    const pinged = await system.ref(ids.echo).tell("ping", { n: 11 });
+    await tail.waitFor(
+      () => tail.events().some((e) => e.id === pinged && e.status === "completed"),
+      "the ping to finish",
+    );
+    await waitFor(async () => (await system.messageStatus(work)) === "completed", 5000, "the work");
+    // A few polls more: the work's finish would have been seen by now.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await tail.stop("SIGINT")).toBe(0);
+    const events = tail.events();
+    expect(events.some((e) => e.id === pinged && e.event === "sent")).toBe(true);
+    expect(events.every((e) => e.type === "ping")).toBe(true);
+    expect(events.some((e) => e.id === work)).toBe(false);
+    // The echo's reply has a type of its own: named, it is shown too.
+    const both = start([
+      "tail",
+      ids.echo,
+      "--json",
+      "--interval",
+      "50ms",
+      "--type",
+      "ping",
+      "--type",
+      "ping_reply",
+    ]);
+    await both.waitFor(() => both.out.stderr.includes("(types ping, ping_reply)"), "tail to start");
+    const again = await system.ref(ids.echo).tell("ping", { n: 12 });
+    await both.waitFor(
+      () => both.events().some((e) => e.event === "sent" && e.type === "ping_reply" && e.replyTo === again),
+      "the reply",
+    );
+    expect(await both.stop("SIGINT")).toBe(0);
+  });
 });
 
 describe("message and dlq", () => {
@@ -646,6 +704,46 @@ describe("message and dlq", () => {
     expect(rest.remaining).toBe(0);
     expect((await cli(["dlq", "ls", ids.fragile])).stdout).toContain("no dead letters");
   });
+
+  it("warns when a retried dead letter's type has no handler; not for a peer, which does not say", async () => {
+    const stray = await system.ref(ids.fragile).tell("nonsense", {});
+    await waitFor(
+      async () => (await redis().client().zcard(`queue:${ids.fragile}:dead`)) === 1,
+      5000,
+      "the unknown type to be dead-lettered",
+    );
+    const warned = await cli(["dlq", "retry", ids.fragile, stray]);
+    expect(warned.code, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(
+      `warning: ${ids.fragile} has no handler for type "nonsense" (it handles work)`,
+    );
+    await waitFor(
+      async () => (await redis().client().zcard(`queue:${ids.fragile}:dead`)) === 1,
+      5000,
+      "it to be dead-lettered again",
+    );
+    const asJson = json<{ warnings: string[] }>(await cli(["dlq", "retry", ids.fragile, stray, "--json"]));
+    expect(asJson.warnings).toEqual([expect.stringContaining('no handler for type "nonsense"')]);
+    // A handled type: no warning.
+    failing = true;
+    const handled = await deadLetter();
+    failing = false;
+    const quiet = await cli(["dlq", "retry", ids.fragile, handled]);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toContain("warning");
+    await waitFor(async () => (await system.messageStatus(handled)) === "completed", 5000, "the retry");
+    // A peer's status hash has no handles field: nothing is known, nothing is said.
+    const c = redis().client();
+    expect(await unhandledTypes(c, new Keyspace(), ids.peer, ["anything"])).toEqual({
+      unhandled: [],
+      handled: [],
+    });
+    expect(await unhandledTypes(c, new Keyspace(), ids.fragile, ["work", "nonsense", null])).toEqual({
+      unhandled: ["nonsense"],
+      handled: ["work"],
+    });
+    await cli(["dlq", "purge", ids.fragile]);
+  });
 });
 
 describe("run", () => {
@@ -685,6 +783,44 @@ describe("run", () => {
     const c = redis().client();
     expect(await c.hget(`status:${echo}`, "status")).toBe("offline");
     expect(await c.exists(`status:${ready.appId}`)).toBe(0);
+  });
+
+  it("runs the ready-made actors as they are: npx redactor run actors/echo.ts, then ask echo", async () => {
+    // The actors import "redactor": in a copy of the package (this suite's build) that is itself.
+    mkdirSync(join(pkgRoot, "actors"), { recursive: true });
+    for (const name of ["echo.ts", "hear-fc.ts", "ground-control.ts", "logger.ts"]) {
+      copyFileSync(join(root, "actors", name), join(pkgRoot, "actors", name));
+    }
+    const echo = start(["run", "actors/echo.ts", "--json"], { cwd: pkgRoot });
+    await echo.waitFor(() => echo.events().some((e) => e.event === "ready"), "echo to run");
+    expect(echo.events().find((e) => e.event === "ready")).toMatchObject({ actors: ["echo"] });
+    // docs/CLI.md's example, verbatim.
+    const echoed = await cli(["ask", "echo", "echo", '{"hello": 1}']);
+    expect(echoed.code, echoed.stderr).toBe(0);
+    expect(echoed.stdout).toBe('{\n  "hello": 1\n}\n');
+    expect(echoed.stderr).toMatch(/^reply from echo in [\d.]+ ms$/m);
+    const ponged = json<{ pong: boolean; timestamp: number }>(await cli(["ask", "echo", "ping", "{}"]));
+    expect(ponged.pong).toBe(true);
+    expect(Math.abs(ponged.timestamp * 1000 - Date.now())).toBeLessThan(60_000);
+    expect(await echo.stop("SIGTERM")).toBe(0);
+    // The others run too, each under its default app id.
+    const others = [
+      ["actors/hear-fc.ts", "HEAR_FC"],
+      ["actors/ground-control.ts", "petal-app-manager"],
+      ["actors/logger.ts", "logger"],
+    ] as const;
+    const runs = others.map(([file]) => start(["run", file, "--json"], { cwd: pkgRoot }));
+    try {
+      for (const [i, [, id]] of others.entries()) {
+        const proc = runs[i] as ReturnType<typeof start>;
+        await proc.waitFor(() => proc.events().some((e) => e.event === "ready"), `${id} to run`);
+        expect(proc.events().find((e) => e.event === "ready")).toMatchObject({ actors: [id] });
+      }
+      const health = json<{ status: string }>(await cli(["ask", "HEAR_FC", "health_check", "{}"]));
+      expect(health).toMatchObject({ status: expect.any(String) });
+    } finally {
+      expect(await Promise.all(runs.map((r) => r.stop("SIGTERM")))).toEqual([0, 0, 0]);
+    }
   });
 
   it("fails clearly on a module without actors (1) or a missing export (2)", async () => {

@@ -1,9 +1,25 @@
-/** Metrics: prom-client values after real traffic, the queue gauges, and the /metrics endpoint. */
+/**
+ * Metrics: prom-client values after real traffic, the queue gauges (the oldest waiting message
+ * too, on a server and a cluster), actors up, bounded labels, opt-in process metrics, and the
+ * /metrics, /health and /ready endpoints.
+ */
 import { createServer } from "node:net";
+import pino from "pino";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { createMetrics, defineActor, MetricsError, Priority, serveMetrics } from "../src/index.js";
+import {
+  createMetrics,
+  createSystem,
+  defineActor,
+  InvalidOptionError,
+  MetricsError,
+  Priority,
+  serveMetrics,
+} from "../src/index.js";
+import { canonicalScore } from "../src/priority.js";
+import { describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
+import { startRedis } from "./harness/redis-server.js";
 import { useSystems, waitFor } from "./harness/system.js";
 
 const redis = useRedis();
@@ -278,5 +294,195 @@ describe("serveMetrics", () => {
     expect(text).toContain(`redactor_messages_completed_total{actor="${app}",type="b"} 1`);
     expect(text).toContain(`redactor_messages_completed_total{actor="${app}",type="other"} 2`);
     metrics.close();
+  });
+});
+
+describeBackends(
+  "metrics: the oldest waiting message and actors up",
+  (backend) => {
+    const newBackendSystem = useBackendSystems(backend);
+
+    it("reports the age of the oldest waiting message per inbox, every priority and peer scores included", async () => {
+      const system = await newBackendSystem();
+      const peer = uniqueId("aged");
+      const metrics = createMetrics(system, { apps: [peer] });
+      const { registry } = metrics;
+      const c = backend().client();
+      const inbox = backend().keys.inbox(peer);
+      const member = (ageS: number, priority: number) =>
+        JSON.stringify({
+          id: uniqueId("m"),
+          sender: "petal-app-manager",
+          recipient: peer,
+          message_type: "x",
+          payload: {},
+          priority,
+          timestamp: Date.now() / 1000 - ageS,
+          reply_to: null,
+          timeout: null,
+        });
+      const age = () => value(registry, "redactor_oldest_message_age_seconds", { app: peer });
+      expect(await age()).toBe(0);
+      const nowUs = Date.now() * 1000;
+      // CRITICAL 5 s old runs first, but a LOW 60 s old waits longer.
+      await c.zadd(inbox, canonicalScore(Priority.CRITICAL, nowUs - 5e6), member(5, 4));
+      expect(await age()).toBeGreaterThanOrEqual(4);
+      expect(await age()).toBeLessThan(30);
+      await c.zadd(inbox, canonicalScore(Priority.LOW, nowUs - 60e6), member(60, 1));
+      await c.zadd(inbox, canonicalScore(Priority.LOW, nowUs - 10e6), member(10, 1));
+      expect(await age()).toBeGreaterThanOrEqual(59);
+      expect(await age()).toBeLessThan(90);
+      // A peer's ZADD (priority * 1000 + timestamp): its timestamp is read from the member.
+      await c.zadd(inbox, 3000 + Date.now() / 1000 - 120, member(120, 3));
+      expect(await age()).toBeGreaterThanOrEqual(119);
+      expect(await age()).toBeLessThan(150);
+      await c.del(inbox);
+      expect(await age()).toBe(0);
+      // One scrape, all queue gauges of every local app.
+      const text = await metrics.metrics();
+      expect(text).toMatch(
+        new RegExp(`^redactor_oldest_message_age_seconds\\{app="${system.appId}"\\} 0$`, "m"),
+      );
+    });
+
+    it("ages the inbox of a local actor that is busy, and reports actors up and down", async () => {
+      const system = await newBackendSystem();
+      const metrics = createMetrics(system);
+      const { registry } = metrics;
+      const busy = uniqueId("busy");
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      await system.spawn(
+        defineActor<{ job: { payload: object } }>({ id: busy, claimBatch: 1, handlers: { job: () => gate } }),
+      );
+      expect(await value(registry, "redactor_actor_up", { actor: busy })).toBe(1);
+      await system.ref(busy).tell("job", {});
+      await system.ref(busy).tell("job", {});
+      await waitFor(
+        async () => (await value(registry, "redactor_messages_in_flight", { app: busy })) === 1,
+        5000,
+        "a claim",
+      );
+      await new Promise((r) => setTimeout(r, 600));
+      const waited = await value(registry, "redactor_oldest_message_age_seconds", { app: busy });
+      expect(waited).toBeGreaterThanOrEqual(0.5);
+      expect(waited).toBeLessThan(10);
+      release();
+      await waitFor(
+        async () => (await value(registry, "redactor_inbox_depth", { app: busy })) === 0,
+        5000,
+        "the drain",
+      );
+      expect(await value(registry, "redactor_oldest_message_age_seconds", { app: busy })).toBe(0);
+      await system.stop(busy);
+      const text = await metrics.metrics();
+      expect(text).toMatch(new RegExp(`^redactor_actor_up\\{actor="${busy}"\\} 0$`, "m"));
+      metrics.close();
+    });
+  },
+  MASTERS_ONLY,
+);
+
+describe("metrics: bounded recipients, process metrics, health and readiness", () => {
+  it("bounds the recipient label: recipients past maxRecipientLabels count as other", async () => {
+    const system = await newSystem();
+    const metrics = createMetrics(system, { maxRecipientLabels: 2 });
+    const ids = [uniqueId("r"), uniqueId("r"), uniqueId("r"), uniqueId("r")];
+    for (const id of ids) await system.ref(id).tell("ping", {});
+    await expect(system.ref(ids[3] as string).ask("ping", {}, { timeoutMs: 50 })).rejects.toThrow();
+    const text = await metrics.metrics();
+    expect(text).toContain(
+      `redactor_messages_sent_total{recipient="${ids[0]}",type="ping",priority="NORMAL"} 1`,
+    );
+    expect(text).toContain(
+      `redactor_messages_sent_total{recipient="${ids[1]}",type="ping",priority="NORMAL"} 1`,
+    );
+    expect(text).toContain('redactor_messages_sent_total{recipient="other",type="ping",priority="NORMAL"} 3');
+    expect(text).not.toContain(ids[2] as string);
+    expect(text).toContain('redactor_asks_timed_out_total{recipient="other",type="ping"} 1');
+    expect(() => createMetrics(system, { registry: new Registry(), maxRecipientLabels: -1 })).toThrow(
+      InvalidOptionError,
+    );
+    metrics.close();
+  });
+
+  it("reports an actor standing by (single activation, owned by another process) as down", async () => {
+    const owner = await newSystem();
+    const other = await newSystem();
+    const ownerMetrics = createMetrics(owner);
+    const otherMetrics = createMetrics(other);
+    const id = uniqueId("single");
+    const definition = defineActor<{ x: { payload: object } }>({ id, handlers: { x: () => {} } });
+    await owner.spawn(definition);
+    await other.spawn(definition);
+    expect(await value(ownerMetrics.registry, "redactor_actor_up", { actor: id })).toBe(1);
+    const text = await otherMetrics.metrics();
+    expect(text).toMatch(new RegExp(`^redactor_actor_up\\{actor="${id}"\\} 0$`, "m"));
+    ownerMetrics.close();
+    otherMetrics.close();
+  });
+
+  it("collects process metrics only when asked, and removes them on close", async () => {
+    const system = await newSystem();
+    const plain = createMetrics(system);
+    expect(await plain.metrics()).not.toContain("process_cpu");
+    plain.close();
+    const registry = new Registry();
+    const withProcess = createMetrics(system, { registry, processMetrics: true });
+    const text = await withProcess.metrics();
+    expect(text).toMatch(/^redactor_process_cpu_seconds_total \d/m);
+    expect(text).toMatch(/^redactor_nodejs_eventloop_lag_seconds /m);
+    withProcess.close();
+    expect(registry.getMetricsAsArray()).toEqual([]);
+    expect(() => createMetrics(system, { processMetrics: "yes" as never })).toThrow(InvalidOptionError);
+  });
+
+  it("answers /health while the process runs and /ready only while started and connected", async () => {
+    const own = await startRedis();
+    const system = await createSystem({
+      appId: uniqueId("ready"),
+      redis: own.url,
+      logger: pino({ level: "silent" }),
+    });
+    const metrics = createMetrics(system);
+    const server = await serveMetrics(metrics, { port: 0 });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      expect(metrics.ready()).toBe(true);
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      const ready = await fetch(`${base}/ready`);
+      expect([ready.status, await ready.text()]).toEqual([200, "ready\n"]);
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+      // Redis goes away: still alive, not ready; back: ready again.
+      await own.kill();
+      await waitFor(async () => (await fetch(`${base}/ready`)).status === 503, 5000, "not ready");
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      await own.restart();
+      await waitFor(async () => (await fetch(`${base}/ready`)).status === 200, 10_000, "ready again");
+      await system.shutdown();
+      const stopped = await fetch(`${base}/ready`);
+      expect(stopped.status).toBe(503);
+      expect(await stopped.text()).toMatch(/not ready/);
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+      await system.shutdown();
+      await own.stop();
+    }
+    // A bare registry has nothing to judge readiness by, unless given.
+    const bare = await serveMetrics(new Registry(), { port: 0 });
+    const judged = await serveMetrics(new Registry(), { port: 0, ready: async () => true });
+    try {
+      const res = await fetch(`http://127.0.0.1:${bare.port}/ready`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/no readiness check/);
+      expect((await fetch(`http://127.0.0.1:${judged.port}/ready`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${bare.port}/health`)).status).toBe(200);
+    } finally {
+      await bare.close();
+      await judged.close();
+    }
   });
 });

@@ -22,7 +22,7 @@ import {
 import { type ClaimedMessage, type FinishRecord, Mailbox, mailboxConfig } from "../src/mailbox.js";
 import { backendEnv, describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
 import { uniqueId } from "./harness/redis.js";
-import { type ChildWorker, startWorker, waitFor } from "./harness/system.js";
+import { type ChildWorker, captureLogger, startWorker, waitFor } from "./harness/system.js";
 
 type Counter = {
   inc: { payload: { by?: number } };
@@ -304,6 +304,227 @@ describeBackends(
         },
       );
       expect((await saved(id))?.state).toEqual({ count: 101 });
+    });
+
+    it("stops an actor whose state cannot be loaded at a restart: no restart loop, the rest runs on", async () => {
+      const { logger, lines } = captureLogger();
+      const system = await newSystem({ logger });
+      const id = uniqueId("ctr");
+      const events: string[] = [];
+      system.events.on("actor.restarted", (e) => {
+        if (e.actor === id) events.push("restarted");
+      });
+      system.events.on("actor.stopped", (e) => {
+        if (e.actor === id) events.push(`stopped:${e.reason}`);
+      });
+      let failed = false;
+      system.events.on("supervisor.failed", () => {
+        failed = true;
+      });
+      const ref = await system.spawn(counter(id));
+      const bystander = await system.spawn(
+        defineActor<{ ping: { payload: Record<string, never>; reply: string } }>({
+          id: uniqueId("by"),
+          handlers: { ping: () => "pong" },
+        }),
+      );
+      await ref.tell("inc", {});
+      expect(await ref.ask("get", {})).toEqual({ count: 1 });
+      // The saved state is spoiled, then a failure restarts the actor: its restart cannot load it.
+      await backend().client().hset(backend().keys.state(id), "data", "garbage");
+      await ref.tell("boom", {});
+      await waitFor(() => events.includes("stopped:state-load"), 10_000, "the actor given up");
+      // Given up at once: one restart (the crash's), not a loop until the root supervisor fails.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(events).toEqual(["stopped:crash", "restarted", "stopped:state-load"]);
+      expect(failed).toBe(false);
+      expect(await bystander.ask("ping", {})).toBe("pong");
+      const line = lines.find((l) => l.actor === id && String(l.msg).includes("cannot load"));
+      expect(line).toMatchObject({ level: 50, reason: "decode" });
+      // Taken out of its supervisor: spawning it again is a clean StateLoadError, and once the
+      // state is repaired it runs again.
+      expect(await system.spawn(counter(id)).catch((e: unknown) => e)).toBeInstanceOf(StateLoadError);
+      await backend()
+        .client()
+        .hset(backend().keys.state(id), "data", JSON.stringify({ json: { count: 7 } }));
+      const again = await system.spawn(counter(id));
+      expect(await again.ask("get", {})).toEqual({ count: 7 });
+    });
+
+    it("a process taking over a state it cannot load gives it up, so one that can takes over", async () => {
+      type P = { inc: { payload: Record<string, never>; reply: number } };
+      const id = uniqueId("roll");
+      const v1 = defineActor<P, { n: number }>({
+        id,
+        persist: true,
+        setup: (ctx) => ctx.saved ?? { n: 0 },
+        handlers: { inc: (_p, ctx) => ++ctx.state.n },
+      });
+      const v2 = defineActor<P, { count: number }>({
+        id,
+        persist: { version: 2, migrate: (old) => ({ count: (old as { n: number }).n }) },
+        setup: (ctx) => ctx.saved ?? { count: 0 },
+        handlers: { inc: (_p, ctx) => ++ctx.state.count },
+      });
+      const fresh = await newSystem({ heartbeatMs: 200 });
+      expect(await (await fresh.spawn(v2)).ask("inc", {})).toBe(1);
+      // An old process (v1 code) stands by, and takes over when the new one stops the actor.
+      const old = await newSystem({ heartbeatMs: 200 });
+      const oldEvents: string[] = [];
+      old.events.on("actor.stopped", (e) => {
+        if (e.actor === id) oldEvents.push(`stopped:${e.reason}`);
+      });
+      old.events.on("actor.activated", (e) => {
+        if (e.actor === id) oldEvents.push("activated");
+      });
+      await old.spawn(v1);
+      const other = await old.spawn(
+        defineActor<{ ping: { payload: Record<string, never>; reply: string } }>({
+          id: uniqueId("by"),
+          handlers: { ping: () => "pong" },
+        }),
+      );
+      await fresh.stop(id);
+      await waitFor(() => oldEvents.includes("stopped:state-load"), 10_000, "the old process giving it up");
+      expect(oldEvents).toEqual(["activated", "stopped:state-load"]);
+      // Its activation was released: a process that can load the state owns the actor now.
+      const later = await newSystem({ heartbeatMs: 200 });
+      const ref = await later.spawn(v2);
+      expect(await ref.ask("inc", {}, { timeoutMs: 5000 })).toBe(2);
+      // The old process did not try again, and its other actor runs on.
+      await new Promise((r) => setTimeout(r, 800));
+      expect(oldEvents).toEqual(["activated", "stopped:state-load"]);
+      expect(await other.ask("ping", {})).toBe("pong");
+    });
+
+    it("a handler still running after its timeout (onFailure resume) changes neither ctx.state nor the saved state", async () => {
+      type P = {
+        slow: { payload: Record<string, never> };
+        inc: { payload: Record<string, never>; reply: number };
+      };
+      const id = uniqueId("zmb");
+      const system = await newSystem();
+      let zombieDone = false;
+      const ref = await system.spawn(
+        defineActor<P, { n: number; tags: string[] }>({
+          id,
+          persist: true,
+          handlerTimeoutMs: 100,
+          maxAttempts: 1,
+          onFailure: "resume",
+          setup: (ctx) => ctx.saved ?? { n: 0, tags: [] },
+          handlers: {
+            slow: async (_p, ctx) => {
+              const kept = ctx.state;
+              ctx.state.tags.push("before-timeout");
+              await new Promise((r) => setTimeout(r, 400));
+              // After its timeout: through the reference it kept, through ctx.state, by assignment.
+              kept.n += 1000;
+              kept.tags.push("kept");
+              ctx.state.n += 100;
+              ctx.state = { n: 999, tags: ["assigned"] };
+              zombieDone = true;
+            },
+            inc: (_p, ctx) => ++ctx.state.n,
+          },
+        }),
+      );
+      await ref.tell("slow", {});
+      expect(await ref.ask("inc", {})).toBe(1);
+      await waitFor(() => zombieDone, 5000, "the zombie run to end");
+      expect(await ref.ask("inc", {})).toBe(2);
+      expect(await ref.ask("inc", {})).toBe(3);
+      await waitFor(async () => (await saved(id))?.seq === 3, 5000, "three saves");
+      expect((await saved(id))?.state).toEqual({ n: 3, tags: [] });
+    });
+
+    it("a failed message rolls back to the state a broadcast left, which the next message saves", async () => {
+      type P = {
+        config: { payload: { cfg: string } };
+        broken: { payload: { cfg: string } };
+        boom: { payload: Record<string, never> };
+        get: { payload: Record<string, never>; reply: { cfg: string; n: number } };
+      };
+      const id = uniqueId("bc");
+      const system = await newSystem();
+      const applied: string[] = [];
+      const ref = await system.spawn(
+        defineActor<P, { cfg: string; n: number }>({
+          id,
+          persist: true,
+          onFailure: "resume",
+          maxAttempts: 1,
+          broadcasts: ["config", "broken"],
+          setup: (ctx) => ctx.saved ?? { cfg: "old", n: 0 },
+          handlers: {
+            config: (p, ctx) => {
+              ctx.state.cfg = p.cfg;
+              applied.push(p.cfg);
+            },
+            broken: (p, ctx) => {
+              ctx.state.cfg = p.cfg;
+              throw new Error("broken broadcast");
+            },
+            boom: (_p, ctx) => {
+              ctx.state.n = 1000;
+              throw new Error("boom");
+            },
+            get: (_p, ctx) => ({ ...ctx.state }),
+          },
+        }),
+      );
+      // The broadcast changes the state and no message completes after it before one fails.
+      await waitFor(
+        async () => {
+          await system.broadcast("config", { cfg: "new" });
+          return applied.includes("new");
+        },
+        5000,
+        "the broadcast",
+      );
+      await ref.tell("boom", {});
+      expect(await ref.ask("get", {})).toEqual({ cfg: "new", n: 0 });
+      // Saved with the next completed message (the get).
+      await waitFor(
+        async () => ((await saved(id))?.state as { cfg?: string } | undefined)?.cfg === "new",
+        5000,
+        "the save",
+      );
+      expect((await saved(id))?.state).toEqual({ cfg: "new", n: 0 });
+      // A broadcast handler that throws: its changes are rolled back too.
+      await system.broadcast("broken", { cfg: "half" });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await ref.ask("get", {})).toEqual({ cfg: "new", n: 0 });
+    });
+
+    it("sends no reply from a run whose state is refused (on a cluster too, where the reply goes first)", async () => {
+      type P = { inc: { payload: Record<string, never>; reply: number } };
+      const id = uniqueId("rep");
+      const system = await newSystem();
+      const runs: number[] = [];
+      const ref = await system.spawn(
+        defineActor<P, { n: number }>({
+          id,
+          persist: true,
+          setup: (ctx) => ctx.saved ?? { n: 0 },
+          handlers: {
+            inc: (_p, ctx) => {
+              runs.push(++ctx.state.n);
+              return ctx.state.n;
+            },
+          },
+        }),
+      );
+      expect(await ref.ask("inc", {})).toBe(1);
+      // Another writer saves a newer state: the next run, computed from n = 1, is refused, and
+      // its reply (2) must not reach the asker; the request runs again on top of n = 50.
+      await backend()
+        .client()
+        .hset(backend().keys.state(id), "v", "1", "data", JSON.stringify({ json: { n: 50 } }), "seq", "99");
+      expect(await ref.ask("inc", {}, { timeoutMs: 10_000 })).toBe(51);
+      expect(runs).toEqual([1, 2, 51]);
+      await waitFor(async () => (await saved(id))?.seq === 100, 5000, "the save on top of it");
+      expect((await saved(id))?.state).toEqual({ n: 51 });
     });
 
     it("persists each instance of an actor family under its own id", async () => {

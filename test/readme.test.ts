@@ -56,6 +56,8 @@ describe("README quick start", () => {
         "",
       ].join("\n"),
     );
+    // It finds its Redis as the other examples do (examples/support/redis.ts), and says which.
+    expect(result.stderr).toContain(`Redis: Redis at ${redis().url} (REDIS_URL)`);
     const readme = read("README.md");
     for (const line of result.stdout.trim().split("\n")) expect(readme).toContain(line);
   });

@@ -8,7 +8,14 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import type { Cluster, Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
-import { type ActorSystem, defineActor, InvalidOptionError, Priority } from "../src/index.js";
+import {
+  type ActorSystem,
+  AskFailedError,
+  AskTimeoutError,
+  defineActor,
+  InvalidOptionError,
+  Priority,
+} from "../src/index.js";
 import type { Keyspace } from "../src/keyspace.js";
 import { wireScore } from "../src/priority.js";
 import { backendEnv, describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
@@ -190,6 +197,48 @@ describeBackends(
       expect(await client.zcard(keys().scheduled(peer))).toBe(0);
     });
 
+    it("cancelling a scheduled ask fails it at once (AskFailedError, reason cancelled), here or from another process", async () => {
+      const client = backend().client();
+      const system = await newSystem();
+      const other = await newSystem();
+      const peer = uniqueId("peer");
+      const scheduledId = async (): Promise<string> => {
+        let ids: string[] = [];
+        await waitFor(
+          async () => {
+            ids = await client.zrange(keys().scheduled(peer), 0, -1);
+            return ids.length === 1;
+          },
+          5000,
+          "the scheduled ask",
+        );
+        return ids[0] as string;
+      };
+      for (const canceller of [system, other]) {
+        const started = Date.now();
+        const outcome = system
+          .ref(peer)
+          .ask("q", {}, { delayMs: 5000, timeoutMs: 5000 })
+          .catch((err: unknown) => err);
+        const id = await scheduledId();
+        expect(await canceller.cancel(id, peer)).toBe(true);
+        const err = (await outcome) as AskFailedError;
+        // At once, not after the delay and the timeout (10 s).
+        expect(Date.now() - started).toBeLessThan(3000);
+        expect(err).toBeInstanceOf(AskFailedError);
+        expect(err).toMatchObject({ reason: "cancelled", messageId: id, recipient: peer, messageType: "q" });
+        expect(err.message).toMatch(/cancelled \(system\.cancel\) before it was due/);
+      }
+      // A scheduled ask that times out names its wait in whole ms.
+      const timedOut = await system
+        .ref(peer)
+        .ask("q", {}, { delayMs: 50.5, timeoutMs: 100 })
+        .catch((err: unknown) => err);
+      expect(timedOut).toBeInstanceOf(AskTimeoutError);
+      expect(Number.isInteger((timedOut as AskTimeoutError).timeoutMs)).toBe(true);
+      expect((timedOut as Error).message).toMatch(/within \d+ ms;/);
+    });
+
     it("does not schedule an id twice, nor send one that is scheduled", async () => {
       const client = backend().client();
       const system = await newSystem();
@@ -359,6 +408,28 @@ describeBackends(
       expect(human.stdout).toMatch(new RegExp(`in \\S+\\s+\\S+Z\\s+${soon}\\s+land`));
       await system.cancel(soon);
       await system.cancel(later);
+    });
+
+    it("the CLI's message shows a scheduled message: status, due time, where it waits, its priority", async () => {
+      const system = await newSystem();
+      const peer = uniqueId("peer");
+      const id = await system.ref(peer).tell("land", {}, { delayMs: 60_000, priority: Priority.HIGH });
+      const env = { ...process.env, ...backendEnv(backend()), REDACTOR_LOG_LEVEL: "error" };
+      const human = await runProcess([...CLI, "message", id, "--app", peer], env);
+      expect(human.code, human.stderr).toBe(0);
+      const row = (name: string) => human.stdout.match(new RegExp(`^${name}\\s+(.*)$`, "m"))?.[1];
+      expect(row("status")).toBe("scheduled");
+      expect(row("priority")).toBe("HIGH");
+      expect(row("due")).toMatch(/Z \(in (59|60|1m)/);
+      expect(row("where")).toContain(`scheduled (${keys().scheduled(peer)}), due in `);
+      expect(human.stdout).not.toMatch(/^\s+\S+\s+sent\s/m);
+      expect(human.stdout).toMatch(/^\s+-\s+scheduled\s+by .* due \S+Z$/m);
+      const json = await runProcess([...CLI, "message", id, "--app", peer, "--json"], env);
+      const view = JSON.parse(json.stdout) as { status: string; due: number; locations: { where: string }[] };
+      expect(view.status).toBe("scheduled");
+      expect(view.due).toBeGreaterThan(Date.now() + 50_000);
+      expect(view.locations.map((l) => l.where)).toEqual(["scheduled"]);
+      await system.cancel(id);
     });
 
     it("property: every message not cancelled is delivered once, never before due; cancelled ones never", async () => {

@@ -16,9 +16,10 @@ import {
   InvalidOptionError,
   SimulatedClock,
 } from "../src/index.js";
+import { Keyspace } from "../src/keyspace.js";
 import { canonicalScore, wireScore } from "../src/priority.js";
 import { Scripts } from "../src/scripts.js";
-import { checkTimerStart, dueTicks, MAX_CATCH_UP_TICKS, type Timers } from "../src/timers.js";
+import { checkTimerStart, dueTicks, MAX_CATCH_UP_TICKS, MAX_EVERY_MS, type Timers } from "../src/timers.js";
 import { backendEnv, describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 import { startWorker, useSystems, waitFor } from "./harness/system.js";
@@ -131,6 +132,9 @@ describe("dueTicks (the arithmetic of one firing)", () => {
     expect(() => checkTimerStart("k", "tick", { everyMs: 100, cron: "* * * * *" })).toThrow(/both/);
     expect(() => checkTimerStart("k", "tick", { everyMs: 1.5 })).toThrow(InvalidOptionError);
     expect(() => checkTimerStart("k", "tick", { everyMs: 5 })).toThrow(/at least 10/);
+    expect(() => checkTimerStart("k", "tick", { everyMs: MAX_EVERY_MS + 1 })).toThrow(InvalidOptionError);
+    expect(() => checkTimerStart("k", "tick", { everyMs: 1e300 })).toThrow(/at most/);
+    expect(() => checkTimerStart("k", "tick", { everyMs: MAX_EVERY_MS })).not.toThrow();
     expect(() => checkTimerStart("k", "tick", { everyMs: 100, missed: "twice" })).toThrow(/missed/);
     expect(() => checkTimerStart("k", "tick", { everyMs: 100, priority: 9 })).toThrow(/priority/);
     expect(() => checkTimerStart("k", "tick", { everyMs: 100, replace: "yes" })).toThrow(/replace/);
@@ -154,6 +158,31 @@ describeBackends(
   "durable timers, real time",
   (backend) => {
     const newSystem = useBackendSystems(backend);
+
+    /** Writes `n` timers of `app` that fell due a second ago (and are next due an hour later). */
+    async function writeOverdueTimers(app: string, n: number): Promise<void> {
+      const keys = backend().keys;
+      const client = backend().client();
+      const now = Date.now();
+      try {
+        const writes = client.pipeline();
+        for (let i = 0; i < n; i++) {
+          const spec = {
+            gen: `g${i}`,
+            type: "tick",
+            payload: { n: i },
+            everyMs: 3_600_000,
+            missed: "once",
+            priority: 2,
+          };
+          writes.hset(keys.timerSpecs(app), `k${i}`, JSON.stringify(spec));
+          writes.zadd(keys.timerDue(app), now - 1000 - i, `k${i}`);
+        }
+        await writes.exec();
+      } finally {
+        client.disconnect();
+      }
+    }
 
     it("everyMs fires repeatedly into the actor's own inbox, with its payload, type and sender", async () => {
       const system = await newSystem();
@@ -222,7 +251,7 @@ describeBackends(
       expect((dues[1] as number) - (dues[0] as number)).toBe(1000);
     });
 
-    it("timer-fire.lua is a compare-and-set on the due time and the generation", async () => {
+    it("timer-fire.lua is a compare-and-set on the due time, the generation and the last tick", async () => {
       const system = await newSystem();
       const id = uniqueId("timer-cas");
       const t = ticker(id);
@@ -233,7 +262,13 @@ describeBackends(
       const scripts = new Scripts(redis);
       const due = Number(await redis.zscore(keys.timerDue(id), "slow"));
       const gen = JSON.parse((await redis.hget(keys.timerSpecs(id), "slow")) as string).gen as string;
-      const fire = (expectedDue: number, expectedGen: string, next: number | "") => {
+      const fire = (
+        expectedDue: number,
+        expectedGen: string,
+        next: number | "",
+        last: string | null = null,
+        hold = "1",
+      ) => {
         const tick = `timer:slow:${expectedGen}:${expectedDue}`;
         const member = JSON.stringify({
           id: tick,
@@ -251,9 +286,11 @@ describeBackends(
           [
             keys.timerSpecs(id),
             keys.timerDue(id),
+            keys.timerLast(id),
             keys.inbox(id),
             keys.outbox(id),
             keys.status(id),
+            last === null ? keys.timerLast(id) : keys.message(id, last),
             keys.message(id, tick),
           ],
           [
@@ -266,6 +303,8 @@ describeBackends(
             keys.channel(id),
             keys.wakeChannel(id) ?? "",
             "pending",
+            last ?? "",
+            hold,
             member,
             tick,
             id,
@@ -282,15 +321,34 @@ describeBackends(
       expect(t.ticks).toHaveLength(0);
       expect(await fire(due, gen, due + 3_600_000)).toEqual([1, 1]);
       await waitFor(() => t.ticks.length === 1, 5000, "the tick fired by hand");
+      const first = `timer:slow:${gen}:${due}`;
+      expect(await redis.hget(keys.timerLast(id), "slow")).toBe(first);
       // The same tick again: the due time moved on, so it is stale.
-      expect(await fire(due, gen, due + 3_600_000)).toEqual([0, 0]);
+      expect(await fire(due, gen, due + 3_600_000, first)).toEqual([0, 0]);
       expect(Number(await redis.zscore(keys.timerDue(id), "slow"))).toBe(due + 3_600_000);
+      const next = due + 3_600_000;
+      // The last tick is not the one the caller read: stale, no write.
+      expect(await fire(next, gen, next + 1, null)).toEqual([0, 0]);
+      expect(await fire(next, gen, next + 1, "timer:slow:other:1")).toEqual([0, 0]);
+      // The last tick still waits (pending): held under skip/once, the due time moves on, no tick.
+      await redis.hset(keys.message(id, first), "status", "pending");
+      expect(await fire(next, gen, next + 5, first)).toEqual([2, 0]);
+      expect(Number(await redis.zscore(keys.timerDue(id), "slow"))).toBe(next + 5);
+      expect(await redis.exists(keys.message(id, `timer:slow:${gen}:${next}`))).toBe(0);
+      // Under "all" (hold '0') it is sent anyway.
+      expect(await fire(next + 5, gen, next + 10, first, "0")).toEqual([1, 1]);
+      const sentAll = `timer:slow:${gen}:${next + 5}`;
+      expect(await redis.hget(keys.timerLast(id), "slow")).toBe(sentAll);
+      await waitFor(() => t.ticks.length === 2, 5000, "the tick sent under all");
       // A tick id that exists already is not sent again, even when the CAS passes.
-      await redis.zadd(keys.timerDue(id), due, "slow");
-      expect(await fire(due, gen, "")).toEqual([1, 0]);
+      await redis.zadd(keys.timerDue(id), next + 5, "slow");
+      expect(await fire(next + 5, gen, "", sentAll)).toEqual([1, 0]);
       expect(await t.timers().list()).toEqual([]);
+      expect(await redis.hexists(keys.timerLast(id), "slow")).toBe(0);
+      // A malformed call is refused before any write.
+      expect(await fire(next, gen, next + 1, null, "maybe")).toEqual([-2, 0]);
       await sleep(100);
-      expect(t.ticks).toHaveLength(1);
+      expect(t.ticks).toHaveLength(2);
     });
 
     it("two systems hosting one shared actor: every tick is handled exactly once", async () => {
@@ -329,6 +387,133 @@ describeBackends(
       const dues = [...new Set(ids)].map((i) => Number(i.split(":").at(-1))).sort((x, y) => x - y);
       for (let i = 1; i < dues.length; i++) expect((dues[i] as number) - (dues[i - 1] as number)).toBe(40);
       expect(fired.a + fired.b).toBe(ids.length);
+    });
+
+    it("shared: a timer started at runtime in one process is fired by the others once it is gone", async () => {
+      const id = uniqueId("timer-shared-arm");
+      const a = await newSystem();
+      const b = await newSystem();
+      const inA = ticker(id);
+      const inB = ticker(id);
+      await a.spawn({ ...inA.definition, activation: "shared" });
+      await b.spawn({ ...inB.definition, activation: "shared" });
+      // Started through process a's ctx.timers: process b learns of it only by the hint.
+      await inA.timers().start("beat", "tick", { n: 1 }, { everyMs: 80 });
+      await waitFor(() => inA.ticks.length + inB.ticks.length >= 2, 5000, "ticks while both run");
+      await a.shutdown();
+      const from = inB.ticks.length;
+      await waitFor(() => inB.ticks.length >= from + 5, 5000, "ticks fired by b once a has gone");
+      // A cancel in b reaches b's armed timer as well; and a start there reaches nobody twice.
+      expect(await inB.timers().cancel("beat")).toBe(true);
+      await sleep(200);
+      const seen = inB.ticks.length;
+      await sleep(300);
+      expect(inB.ticks.length).toBe(seen);
+      const ids = [...inA.ticks, ...inB.ticks].map((m) => m.id);
+      expect(new Set(ids).size).toBe(ids.length);
+    });
+
+    for (const missed of ["skip", "once"] as const) {
+      it(`missed: "${missed}": a handler slower than the period never fills the inbox`, async () => {
+        const system = await newSystem();
+        const id = uniqueId(`timer-slow-${missed}`);
+        let handled = 0;
+        const held: number[] = [];
+        system.events.on("timer.fired", (e) => {
+          if (e.actor === id && e.ticks === 0) held.push(e.dueMs);
+        });
+        await system.spawn(
+          defineActor<TickProtocol>({
+            id,
+            setup: (ctx) =>
+              ctx.timers.start("beat", "tick", { n: 0 }, { everyMs: 20, missed }).then(() => {}),
+            handlers: {
+              tick: async () => {
+                await sleep(100);
+                handled += 1;
+              },
+              arm: () => {},
+            },
+          }),
+        );
+        const client = backend().client();
+        let most = 0;
+        try {
+          const deadline = Date.now() + 1500;
+          while (Date.now() < deadline) {
+            most = Math.max(most, await client.zcard(backend().keys.inbox(id)));
+            await sleep(25);
+          }
+        } finally {
+          client.disconnect();
+        }
+        // At most the tick waiting behind the one in hand (and one in flight at a read).
+        expect(most).toBeLessThanOrEqual(2);
+        expect(handled).toBeGreaterThanOrEqual(5);
+        expect(held.length).toBeGreaterThan(0);
+      });
+    }
+
+    it("a family instance activated with overdue timers gets every catch-up tick at once, without the sweep", async () => {
+      const family = uniqueId("tfam");
+      const app = `${family}:1`;
+      const ticks: Envelope[] = [];
+      const def = defineActor<TickProtocol>({
+        family,
+        handlers: {
+          tick: (_p, ctx) => {
+            ticks.push(ctx.message);
+          },
+          arm: () => {},
+        },
+      });
+      // 200 timers of the instance fell due while it was passivated; the next ticks are an hour away.
+      await writeOverdueTimers(app, 200);
+      // The sweep never runs: only the wake-ups of the activation and of the ticks help.
+      const system = await newSystem({ sweepMs: 600_000 });
+      await system.spawn(def);
+      await system.ref<TickProtocol>(app).tell("arm", { everyMs: 1 });
+      await waitFor(() => ticks.length === 200, 5000, "200 catch-up ticks");
+    });
+
+    it("spawn does not wait for the catch-up of many overdue timers; every one arrives", async () => {
+      const id = uniqueId("timer-many");
+      const n = 1000;
+      await writeOverdueTimers(id, n);
+      const system = await newSystem();
+      let fired = 0;
+      system.events.on("timer.fired", (e) => {
+        if (e.actor === id) fired += e.ticks;
+      });
+      const t = ticker(id);
+      await system.spawn(t.definition);
+      expect(fired).toBeLessThan(n);
+      await waitFor(() => t.ticks.length === n, 30_000, `${n} catch-up ticks`);
+      expect(new Set(t.ticks.map((m) => (m.payload as { n: number }).n)).size).toBe(n);
+    });
+
+    it('missed: "all" sends every tick, however slow the handler', async () => {
+      const system = await newSystem();
+      const id = uniqueId("timer-slow-all");
+      await system.spawn(
+        defineActor<TickProtocol>({
+          id,
+          setup: (ctx) =>
+            ctx.timers.start("beat", "tick", { n: 0 }, { everyMs: 20, missed: "all" }).then(() => {}),
+          handlers: {
+            tick: async () => {
+              await sleep(100);
+            },
+            arm: () => {},
+          },
+        }),
+      );
+      const client = backend().client();
+      try {
+        await waitFor(async () => (await client.zcard(backend().keys.inbox(id))) >= 10, 5000, "a backlog");
+      } finally {
+        client.disconnect();
+      }
     });
   },
   MASTERS_ONLY,
@@ -376,6 +561,8 @@ describeBackends(
         const dues = second.ticks.map((m) => Number(m.id.split(":").at(-1)) - t0);
         const want = { skip: [], once: [6000], all: [2000, 3000, 4000, 5000, 6000] }[missed];
         expect(dues).toEqual(want);
+        // timer.fired tells the tick sent last (under once, the one sent), or the one that fell.
+        expect(firedB[0]?.dueMs).toBe(t0 + { skip: 2000, once: 6000, all: 6000 }[missed]);
         // The grid goes on: the next tick at 7000.
         clock.advance(500);
         await waitFor(() => second.ticks.length === expected + 1, 5000, "the next tick");
@@ -384,6 +571,25 @@ describeBackends(
         expect(second.ticks.length).toBe(expected + 1);
       });
     }
+
+    it("one advance over several periods is a late host (the policy applies); steps of one period see every tick", async () => {
+      const t0 = Date.UTC(2031, 0, 1);
+      const clock = new SimulatedClock(t0);
+      const id = uniqueId("timer-steps");
+      const t = ticker(id);
+      const system = await newSystem({ clock });
+      await system.spawn(t.definition);
+      await t.timers().start("beat", "tick", { n: 1 }, { everyMs: 1000 });
+      for (let i = 1; i <= 3; i++) {
+        clock.advance(1000);
+        await waitFor(() => t.ticks.length === i, 5000, `tick ${i}`);
+      }
+      // Five periods in one step, the process up all along: one tick (missed: "once", the default).
+      clock.advance(5000);
+      await waitFor(() => t.ticks.length === 4, 5000, "one tick for five periods");
+      await sleep(100);
+      expect(t.ticks.map((m) => Number(m.id.split(":").at(-1)) - t0)).toEqual([1000, 2000, 3000, 8000]);
+    });
 
     it("model: random start/cancel/advance sequences send the ticks a simple model expects", async () => {
       type Op =
@@ -528,6 +734,45 @@ describeBackends(
   },
   MASTERS_ONLY,
 );
+
+describe("the timers hint on the wake-up path (one server, seen with MONITOR)", () => {
+  const redis = useRedis();
+  const newSystem = useSystems(redis);
+
+  it("a new_message wake-up costs no timers read; a timers_changed hint re-arms without a claim", async () => {
+    const id = uniqueId("timer-hint");
+    const system = await newSystem();
+    const t = ticker(id);
+    await system.spawn(t.definition);
+    const keys = new Keyspace();
+    const reads = { heads: 0, claims: 0 };
+    const monitor = await redis().client().monitor();
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      const command = args[0]?.toLowerCase();
+      if (command === "zrange" && args[1] === keys.timerDue(id)) reads.heads += 1;
+      if (command === "evalsha" && args.includes(keys.processing(id))) reads.claims += 1;
+    });
+    try {
+      await sleep(100);
+      const ref = system.ref<TickProtocol>(id);
+      for (let n = 0; n < 20; n++) await ref.tell("tick", { n });
+      await waitFor(() => t.ticks.length === 20, 5000, "20 messages");
+      await sleep(100);
+      expect(reads.heads).toBe(0);
+      const claims = reads.claims;
+      // What timer-start.lua and timer-cancel.lua publish when another process changes a timer.
+      const publisher = redis().client();
+      await publisher.publish(keys.channel(id), "timers_changed");
+      publisher.disconnect();
+      await waitFor(() => reads.heads >= 1, 5000, "a read of the due set's head");
+      await sleep(100);
+      expect(reads.heads).toBe(1);
+      expect(reads.claims).toBe(claims);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+});
 
 describe("durable timers across a Redis restart with AOF", () => {
   const redis = useRedis({ appendOnly: true });

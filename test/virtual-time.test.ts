@@ -125,6 +125,64 @@ describe("SimulatedClock", () => {
     expect(later).toEqual(["after"]);
     expect(clock.now()).toBe(16);
   });
+
+  it("refuses a step that never ends: advance(Infinity) and advance(NaN) throw RangeError", () => {
+    const clock = new SimulatedClock(0);
+    clock.setInterval(() => {}, 1);
+    expect(() => clock.advance(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+    expect(() => clock.advance(Number.NaN)).toThrow(RangeError);
+    expect(clock.now()).toBe(0);
+  });
+
+  it("with clears anywhere, fires what a sorted list would (the heap against an oracle)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ delay: fc.integer({ min: 0, max: 500 }), clear: fc.boolean() }), {
+          maxLength: 40,
+        }),
+        fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 8 }),
+        (timers, steps) => {
+          const clock = new SimulatedClock(0);
+          const fired: number[] = [];
+          const handles = timers.map(({ delay }, i) => clock.setTimeout(() => fired.push(i), delay));
+          timers.forEach(({ clear }, i) => {
+            if (clear) clock.clearTimeout(handles[i]);
+          });
+          const live = timers.filter((t) => !t.clear).length;
+          expect(clock.pending).toBe(live);
+          const total = steps.reduce((a, b) => a + b, 0);
+          for (const step of [...steps, 0]) clock.advance(step);
+          const want = timers
+            .map((t, i) => ({ ...t, i }))
+            .filter((t) => !t.clear && t.delay <= total)
+            .sort((a, b) => a.delay - b.delay || a.i - b.i)
+            .map((t) => t.i);
+          expect(fired).toEqual(want);
+          expect(clock.pending).toBe(live - want.length);
+          const left = timers.filter((t) => !t.clear && t.delay > total).map((t) => t.delay);
+          expect(clock.nextAt).toBe(left.length ? Math.min(...left) : undefined);
+        },
+      ),
+      { seed: 7, numRuns: 200 },
+    );
+  });
+
+  it("keeps 200,000 timers: nextAt, clears and firing stay cheap (no spread, no quadratic filter)", () => {
+    const clock = new SimulatedClock(0);
+    const n = 200_000;
+    let fired = 0;
+    const started = performance.now();
+    const handles = Array.from({ length: n }, (_, i) => clock.setTimeout(() => (fired += 1), n - i));
+    expect(clock.nextAt).toBe(1);
+    for (let i = 0; i < n; i += 2) clock.clearTimeout(handles[i]);
+    expect(clock.pending).toBe(n / 2);
+    clock.advance(n);
+    expect(fired).toBe(n / 2);
+    expect(clock.pending).toBe(0);
+    expect(clock.nextAt).toBeUndefined();
+    // Quadratic work on 200k timers takes minutes; this takes well under a second.
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
 });
 
 describe("createSystem({ clock })", () => {

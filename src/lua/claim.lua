@@ -37,8 +37,11 @@
   ARGV[13] the caller's node id when the actor has a single activation ('' = shared: any
            process may claim); the claim is refused, before anything is written, unless
            KEYS[4] names this node
+  ARGV[14] '1' to read each claimed message's `traceparent` (its hash's trace context, written
+           by send.lua / schedule.lua) and return them (`traces`); '' = not read (tracing off)
 
-  Returns { now_ms, more, claimed, timed_out, rejected, duplicates, answers, fenced }; never an error
+  Returns { now_ms, more, claimed, timed_out, rejected, duplicates, answers, fenced, traces };
+  never an error
     more       1 when foreign scores remain to fix, or a duplicate went back: call again (after
                finishing what was claimed) before trusting the order
     claimed    flat list: member, runs before this one, id, priority (1-4), member, …
@@ -48,6 +51,8 @@
     answers    refused requests (oversize) someone may be waiting for, to be answered with an
                error reply: flat list of id, sender, message_type, priority, reason, error, …
     fenced     0; or 1 when the caller is not the actor's owner (ARGV[13]): nothing was done
+    traces     with ARGV[14] = '1': the traceparent of each claimed message, in claim order
+               ('' = none); else empty
 ]]
 -- @include member
 -- @include score
@@ -63,6 +68,9 @@ local maxBytes = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[6])
 local stProcessing, stTimeout, stRejected, stDone, stReleased = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local batch = tonumber(ARGV[12])
+-- The hash fields read for each member: the trace context too only when asked for.
+local traced = ARGV[14] == '1'
+local hashFields = traced and { 'status', 'attempts', 'lease', 'traceparent' } or { 'status', 'attempts', 'lease' }
 
 local t = redis.call('TIME')
 local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -168,7 +176,7 @@ end
 releaseStuck(inbox, processing, prefix, '', stReleased, batch, nowUs, false, nil)
 
 -- 3. Claim.
-local claimed, timedOut, leases, seen = {}, {}, {}, {}
+local claimed, timedOut, leases, seen, traces = {}, {}, {}, {}, {}
 local duplicates = 0
 -- A second member with an id already claimed in this call goes back to the inbox, at its score,
 -- and the claim stops there: it is looked at again once this claim's run of the id has ended
@@ -187,13 +195,13 @@ while #claimed < want * 4 do
     local id = quickId(member)
     local current
     if id then
-      current = redis.call('HMGET', prefix .. id, 'status', 'attempts', 'lease')
+      current = redis.call('HMGET', prefix .. id, unpack(hashFields))
       -- No metadata hash (a bare ZADD): its fields come from the message, so decode it after all.
       if not current[1] then id = nil end
     end
     if not id then
       msg, id = decode(member)
-      if id then current = redis.call('HMGET', prefix .. id, 'status', 'attempts', 'lease') end
+      if id then current = redis.call('HMGET', prefix .. id, unpack(hashFields)) end
     end
     if id then
       local key = prefix .. id
@@ -233,6 +241,7 @@ while #claimed < want * 4 do
         claimed[#claimed + 1] = prior
         claimed[#claimed + 1] = id
         claimed[#claimed + 1] = priorityOfScore(score) or priorityOf(msg)
+        if traced then traces[#traces + 1] = current[4] or '' end
       end
     end
   end
@@ -242,4 +251,4 @@ end
 if #leases > 0 then redis.call('ZADD', processing, unpack(leases)) end
 if #deferred > 0 then redis.call('ZADD', inbox, unpack(deferred)) end
 
-return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates, answers, 0 }
+return { nowMs, #deferred > 0 and 1 or 0, claimed, timedOut, rejected, duplicates, answers, 0, traces }

@@ -19,25 +19,32 @@
   ARGV[6]  status of a new message (lifecycle initial state)
   ARGV[7]  space-separated statuses that make a send of the same id a duplicate (pending,
            processing, completed): such a message is not sent again
-  then per message i, 8 values starting at ARGV[8 + (i-1)*8]:
+  ARGV[8]  values per message, S: 8, or 9 when each message carries a trace context
+  then per message i, S values starting at ARGV[9 + (i-1)*S]:
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
-    canonical score, wire score
+    canonical score, wire score,
+    [S = 9] traceparent (W3C trace context, written to the hash's `traceparent` field; '' = none)
 
   Returns the positions (0-based) of the messages not sent because they are duplicates (whose
-  hash TTL starts again).
+  hash TTL starts again); an error reply, before anything is written, when ARGV[8] is not 8 or
+  9 or the values do not divide into messages of that many.
 ]]
 -- @include enqueue
 
 local ttl = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
+local stride = tonumber(ARGV[8])
+if (stride ~= 8 and stride ~= 9) or (#ARGV - 8) % stride ~= 0 then
+  return redis.error_reply('ERR send.lua: ARGV[8] must be 8 or 9 and divide the message values')
+end
 local canonical, sharded = isCanonicalInbox(KEYS[3])
 local duplicate = {}
 for status in string.gmatch(ARGV[7], '%S+') do duplicate[status] = true end
-local n = (#ARGV - 7) / 8
+local n = (#ARGV - 8) / stride
 local starts, hashKeys, skipped, seen = {}, {}, {}, {}
 local fresh = {}
 for i = 1, n do
-  local a = 8 + (i - 1) * 8
+  local a = 9 + (i - 1) * stride
   local id = ARGV[a + 1]
   local current = redis.call('HGET', KEYS[3 + i], 'status')
   -- A duplicate: already waiting, running or done, or earlier in this very batch.
@@ -55,7 +62,14 @@ for i = 1, n do
   end
 end
 enqueueAll(KEYS[1], KEYS[2], canonical, ttl, cap, ARGV[6], starts, hashKeys)
-for _, key in ipairs(fresh) do redis.call('HDEL', key, 'attempts', 'lease', 'error', 'finished_at') end
+for _, key in ipairs(fresh) do
+  redis.call('HDEL', key, 'attempts', 'lease', 'error', 'finished_at', 'traceparent')
+end
+if stride == 9 then
+  for i, a in ipairs(starts) do
+    if ARGV[a + 8] ~= '' then redis.call('HSET', hashKeys[i], 'traceparent', ARGV[a + 8]) end
+  end
+end
 -- One notification per message, as the peers send them: listeners may count on each id.
 for _, a in ipairs(starts) do notify(canonical, sharded, ARGV[3], ARGV[4], ARGV[5], ARGV[a + 1], ARGV[a]) end
 return skipped

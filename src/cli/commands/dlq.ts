@@ -1,5 +1,8 @@
 /** `redactor dlq ls|retry|purge <app>`: the dead letters of an app (`queue:<app>:dead`). */
+import type { RedisClient } from "../../cluster.js";
 import { purgeDeadLetters, retryDeadLetters } from "../../dead-letters.js";
+import type { Keyspace } from "../../keyspace.js";
+import { HANDLES_FIELD, parseHandles, readStatus } from "../../presence.js";
 import { arg, type CommandContext, type CommandGroup, type CommandSpec, stringOption } from "../command.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { parseCount, parseDuration } from "../format.js";
@@ -44,6 +47,25 @@ const lsCommand: CommandSpec = {
   },
 };
 
+/**
+ * The types among `types` that `app` has no handler for, by the `handles` field of its status
+ * hash (written by the redactor process serving it); none when the hash has no such field (a
+ * peer, an older process) or the actor takes any type (a fallback) or the list was cut.
+ */
+export async function unhandledTypes(
+  redis: RedisClient,
+  keys: Keyspace,
+  app: string,
+  types: readonly (string | null)[],
+): Promise<{ unhandled: string[]; handled: string[] }> {
+  const status = await readStatus(redis, keys, app);
+  const handles = parseHandles(status?.fields[HANDLES_FIELD]);
+  if (!handles?.complete) return { unhandled: [], handled: handles?.types ?? [] };
+  const known = new Set(handles.types);
+  const unhandled = [...new Set(types.filter((t): t is string => t !== null && !known.has(t)))];
+  return { unhandled, handled: handles.types };
+}
+
 const retryCommand: CommandSpec = {
   name: "dlq retry",
   summary: "Put dead letters back in the app's inbox, status pending, for another run.",
@@ -51,7 +73,9 @@ const retryCommand: CommandSpec = {
     "Each message goes back at its canonical score (its priority, then its original send time: it " +
     "runs before newer messages of the same priority), its message:<id> status becomes pending, its " +
     "attempts start again from 0, and the app is woken with a PUBLISH. Dead letters that cannot run " +
-    "again (malformed, oversize) are skipped. Exits 1 when an id given is not found or cannot be retried.",
+    "again (malformed, oversize) are skipped. Warns when the app's actor (by the 'handles' field of " +
+    "its status hash) has no handler for a retried message's type: it would be dead-lettered again. " +
+    "Exits 1 when an id given is not found or cannot be retried.",
   args: [appArg, idsArg],
   options: {
     limit: {
@@ -69,13 +93,25 @@ const retryCommand: CommandSpec = {
       throw new UsageError("--limit applies only without ids", "dlq retry");
     }
     const limit = limitText === undefined ? 1000 : parseCount(limitText, "--limit");
+    const redis = await ctx.redis();
     const { retried, skipped, notFound, remaining } = await retryDeadLetters(
-      await ctx.redis(),
+      redis,
       ctx.keys,
       app,
       ids.length > 0 ? { ids } : { limit },
     );
-    if (ctx.json) ctx.out(JSON.stringify({ app, retried, skipped, notFound, remaining }, null, 2));
+    const { unhandled, handled } = await unhandledTypes(
+      redis,
+      ctx.keys,
+      app,
+      retried.map((r) => r.type),
+    );
+    const warnings = unhandled.map(
+      (type) =>
+        `warning: ${app} has no handler for type "${type}" (it handles ${handled.length > 0 ? handled.join(", ") : "no type"}); ` +
+        "those messages will be dead-lettered again as unknown-type unless its actor gets a handler for it",
+    );
+    if (ctx.json) ctx.out(JSON.stringify({ app, retried, skipped, notFound, remaining, warnings }, null, 2));
     else {
       if (retried.length > 0) {
         ctx.out(
@@ -90,6 +126,7 @@ const retryCommand: CommandSpec = {
         );
       }
       for (const s of skipped) ctx.err(`skipped ${s.id ?? "(no id)"}: ${s.reason}`);
+      for (const warning of warnings) ctx.err(warning);
       for (const id of notFound) ctx.err(`no dead letter with id ${id} in ${ctx.keys.dead(app)}`);
       ctx.err(
         `${retried.length} dead letter${retried.length === 1 ? "" : "s"} of ${app} back in its inbox; ${remaining} left`,

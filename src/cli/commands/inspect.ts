@@ -1,7 +1,8 @@
 /**
- * `redactor inspect <app>`: an app's inbox in run order, its leases, its dead letters and its
- * scheduled messages.
+ * `redactor inspect <app>`: an app's presence, hosts and handled types, its inbox in run order, its
+ * leases, its dead letters and its scheduled messages.
  */
+import { HANDLES_FIELD, type Handles, parseHandles } from "../../presence.js";
 import { listScheduled, type ScheduledMessage } from "../../scheduler.js";
 import { arg, type CommandSpec, stringOption } from "../command.js";
 import { CommandFailedError, ExitCode } from "../errors.js";
@@ -108,6 +109,15 @@ export function scheduledJson(m: ScheduledMessage, now: number) {
   return { id: m.id, type: m.type, sender: m.sender, due: m.dueMs, dueInMs: Math.round(m.dueMs - now) };
 }
 
+/** What `inspect` says of the types an app handles (its status hash's `handles` field). */
+export function handlesText(handles: Handles | null): string {
+  if (!handles) return "- (not announced: a peer, or a redactor process older than this field)";
+  const parts = handles.types.length > 0 ? [handles.types.join(", ")] : [];
+  if (handles.cut) parts.push("… (more, not listed)");
+  if (handles.anyType) parts.push("any other type (fallback)");
+  return parts.length > 0 ? parts.join(", ") : "none";
+}
+
 function more(shown: number, total: number): string {
   return total > shown ? `… and ${total - shown} more (raise --limit)` : "";
 }
@@ -116,7 +126,7 @@ function more(shown: number, total: number): string {
 export const inspectCommand: CommandSpec = {
   name: "inspect",
   summary:
-    "Show an app's inbox in the order it will run, its messages in flight, its dead letters and its scheduled messages.",
+    "Show an app's presence, the process hosting it and the types it handles, its inbox in the order it will run, its messages in flight, its dead letters and its scheduled messages.",
   description:
     "A redactor inbox runs strict priority first, oldest first within a priority; members a peer " +
     "added with its own score (priority*1000+timestamp) are placed where the next claim re-scores " +
@@ -142,6 +152,7 @@ export const inspectCommand: CommandSpec = {
       );
     }
     const ordering = orderingOf(row.presence);
+    const handles = parseHandles(row.presence?.fields[HANDLES_FIELD]);
     const [inbox, inFlight, dead, scheduled] = await Promise.all([
       readInbox(redis, ctx.keys, app, ordering, limit),
       readInFlight(redis, ctx.keys, app, limit),
@@ -156,6 +167,7 @@ export const inspectCommand: CommandSpec = {
             app,
             status: row.state,
             hosts: row.presence?.nodes ?? [],
+            handles,
             kind: row.kind,
             lastSeen: row.lastSeen,
             ordering,
@@ -184,6 +196,7 @@ export const inspectCommand: CommandSpec = {
         ],
         ["last seen", relativeTime(row.lastSeen === null ? null : row.lastSeen * 1000, now)],
         ["hosted by", hostsOf(row)],
+        ["handles", handlesText(handles)],
         [
           "order",
           ordering === "canonical"

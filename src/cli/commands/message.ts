@@ -47,11 +47,19 @@ function history(
   const ts = fields.timestamp !== undefined ? Number(fields.timestamp) : message?.timestamp;
   const sender = fields.sender ?? message?.sender ?? "?";
   const recipient = fields.recipient ?? message?.recipient ?? "?";
-  items.push({
-    at: ts === undefined || ts === null || Number.isNaN(ts) ? null : ts * 1000,
-    event: "sent",
-    detail: `by ${sender} to ${recipient}${message ? `, priority ${priorityName(message.priority)}` : ""}`,
-  });
+  const by = `by ${sender} to ${recipient}${message ? `, priority ${priorityName(message.priority)}` : ""}`;
+  // A scheduled message's timestamp is its due time: it was not sent then (yet), it falls due.
+  const due = dueMs(fields);
+  if (due !== null) items.push({ at: null, event: "scheduled", detail: `${by}, due ${isoTime(due)}` });
+  if (fields.status === "cancelled") {
+    items.push({ at: null, event: "cancelled", detail: "cancelled before it was due (system.cancel)" });
+  } else if (fields.status !== "scheduled") {
+    items.push({
+      at: ts === undefined || ts === null || Number.isNaN(ts) ? null : ts * 1000,
+      event: due === null ? "sent" : "due",
+      detail: due === null ? by : `moved into the inbox of ${recipient}`,
+    });
+  }
   const attempts = fields.attempts === undefined ? 0 : Number(fields.attempts);
   if (attempts > 0)
     items.push({ at: null, event: "claimed", detail: `${attempts} time${attempts === 1 ? "" : "s"}` });
@@ -75,6 +83,12 @@ function history(
     items.push({ at: null, event: "timeout", detail: fields.error ?? "deadline passed before it started" });
   }
   return items;
+}
+
+/** A scheduled message's due time (its hash's `due` field, ms), or null when it has none. */
+function dueMs(fields: Record<string, string>): number | null {
+  const due = fields.due === undefined || fields.due === "" ? Number.NaN : Number(fields.due);
+  return Number.isFinite(due) ? due : null;
 }
 
 /** The `message` command. */
@@ -122,7 +136,16 @@ export const messageCommand: CommandSpec = {
       );
     }
     const carrier = sightings.find((s) => s.where !== "dead") ?? sightings.find((s) => s.dead?.member);
-    const member = carrier ? (carrier.where === "dead" ? carrier.dead?.member : carrier.member) : undefined;
+    // A scheduled message is in no queue yet: its hash holds it (`member`) until it is due.
+    const member =
+      (carrier ? (carrier.where === "dead" ? carrier.dead?.member : carrier.member) : undefined) ??
+      fields.member;
+    const app = appOption ?? fields.recipient;
+    const scheduledAt =
+      fields.status === "scheduled" && app !== undefined
+        ? await redis.zscore(ctx.keys.scheduled(app), id)
+        : null;
+    const due = scheduledAt === null ? dueMs(fields) : Number(scheduledAt);
     const message = member ? summarize(member) : null;
     const items = history(fields, message, sightings);
     const now = Date.now();
@@ -132,6 +155,7 @@ export const messageCommand: CommandSpec = {
           {
             id,
             status: fields.status ?? null,
+            due,
             fields,
             ttlSeconds: ttl >= 0 ? ttl : null,
             message: message && {
@@ -145,13 +169,18 @@ export const messageCommand: CommandSpec = {
               payload: message.payload,
               problem: message.problem,
             },
-            locations: sightings.map((s) => ({
-              where: s.where,
-              app: s.app,
-              score: s.score,
-              ...(s.rank === undefined ? {} : { position: s.rank }),
-              ...(s.dead ? { reason: s.dead.reason, error: s.dead.error, at: s.dead.atMs } : {}),
-            })),
+            locations: [
+              ...(scheduledAt !== null && app !== undefined
+                ? [{ where: "scheduled", app, score: Number(scheduledAt) }]
+                : []),
+              ...sightings.map((s) => ({
+                where: s.where,
+                app: s.app,
+                score: s.score,
+                ...(s.rank === undefined ? {} : { position: s.rank }),
+                ...(s.dead ? { reason: s.dead.reason, error: s.dead.error, at: s.dead.atMs } : {}),
+              })),
+            ],
             history: items,
           },
           null,
@@ -164,9 +193,11 @@ export const messageCommand: CommandSpec = {
     const where =
       queued.length > 0
         ? queued.map((s) => describe(s, now, fields.lease !== undefined)).join("; ")
-        : fields.status === "pending"
-          ? "not in any inbox: taken by a peer (ZPOPMAX), or deleted"
-          : "not queued";
+        : scheduledAt !== null && app !== undefined
+          ? `scheduled (${ctx.keys.scheduled(app)}), due ${relativeTime(Number(scheduledAt), now)}`
+          : fields.status === "pending"
+            ? "not in any inbox: taken by a peer (ZPOPMAX), or deleted"
+            : "not queued";
     const deadline = message ? deadlineMs(message) : null;
     const rows: [string, string][] = [
       ["id", id],
@@ -177,6 +208,7 @@ export const messageCommand: CommandSpec = {
         `${fields.sender ?? message?.sender ?? "?"} → ${fields.recipient ?? message?.recipient ?? "?"}`,
       ],
       ["priority", message ? priorityName(message.priority) : "-"],
+      ["due", due === null ? "-" : `${isoTime(due)} (${relativeTime(due, now)})`],
       ["deadline", deadline === null ? "-" : `${isoTime(deadline)} (${relativeTime(deadline, now)})`],
       ["attempts", fields.attempts ?? "0"],
       ["lease", fields.lease ?? "-"],
@@ -184,7 +216,7 @@ export const messageCommand: CommandSpec = {
       ["where", where],
       ["hash expires", ttl >= 0 ? `in ${shortDuration(ttl * 1000)}` : known ? "never" : "-"],
     ];
-    if (message?.replyTo) rows.splice(5, 0, ["reply to", message.replyTo]);
+    if (message?.replyTo) rows.splice(6, 0, ["reply to", message.replyTo]);
     if (message) rows.push(["payload", preview(message.payload, 200)]);
     if (message?.problem) rows.push(["problem", message.problem]);
     const lines = items.map(

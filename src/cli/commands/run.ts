@@ -277,7 +277,7 @@ export const runCommand: CommandSpec = {
     process.on("SIGTERM", onSignal);
     try {
       // Metrics first, so that the actors' start events are counted.
-      if (port !== undefined) server = await serveMetrics(createMetrics(system).registry, { port, host });
+      if (port !== undefined) server = await serveMetrics(createMetrics(system), { port, host });
       const ref = await system.spawn(root);
       if (ctx.json) {
         ctx.out(

@@ -14,9 +14,9 @@
 import { isCluster, type RedisClient, scanAll } from "../../cluster.js";
 import { decodeEnvelope } from "../../envelope.js";
 import type { Keyspace } from "../../keyspace.js";
-import { type CommandContext, type CommandSpec, stringOption } from "../command.js";
+import { type CommandContext, type CommandSpec, listOption, stringOption } from "../command.js";
 import { closeRedis, connect, describeTarget } from "../connect.js";
-import { ExitCode } from "../errors.js";
+import { ExitCode, UsageError } from "../errors.js";
 import { clockTime, parseCount, parseDuration, preview, priorityName, shortDuration } from "../format.js";
 import { type MessageSummary, scanQueueApps, summarize } from "../queues.js";
 
@@ -479,6 +479,12 @@ export interface FollowOptions {
   poll: boolean;
   /** How often status changes are polled, ms. */
   intervalMs: number;
+  /**
+   * Only events of messages of these types (`message_type`; a reply's type is its own, e.g.
+   * `ping_reply`); events whose type is unknown are left out too. Empty or absent = every type.
+   * @default [] (every type)
+   */
+  types?: readonly string[];
 }
 
 /** A running `followMessages`. */
@@ -504,13 +510,14 @@ export async function followMessages(
 ): Promise<MessageFollower> {
   const { cmd, sub, keys, apps } = options;
   const notifications = !options.poll && (await keyspaceEventsOn(cmd));
+  const types = new Set(options.types ?? []);
   const tail = new Tail(
     cmd,
     keys,
     apps.length > 0 ? new Set(apps) : null,
     options.withPayload,
     notifications,
-    emit,
+    types.size === 0 ? emit : (e) => e.type !== null && types.has(e.type) && emit(e),
     note,
   );
   const db = isCluster(cmd) ? 0 : (cmd.options.db ?? 0);
@@ -630,11 +637,18 @@ export const tailCommand: CommandSpec = {
       description: "how often to poll for status changes (default 250ms)",
     },
     payload: { type: "boolean", description: "show each message's payload" },
+    type: {
+      type: "string",
+      multiple: true,
+      value: "<type>",
+      description: "only messages of this type (a reply's type is its own, e.g. ping_reply)",
+    },
     count: { type: "string", value: "<n>", description: "stop after n events (for scripts)" },
   },
   examples: [
     "redactor tail",
     "redactor tail HEAR_FC petal-app-manager --payload",
+    "redactor tail HEAR_FC --type command --type command_response",
     "redactor tail --json --count 1",
   ],
   async run(ctx: CommandContext) {
@@ -644,6 +658,10 @@ export const tailCommand: CommandSpec = {
     const countText = stringOption(ctx, "count");
     const maxEvents = countText === undefined ? Number.POSITIVE_INFINITY : parseCount(countText, "--count");
     const withPayload = ctx.options.payload === true;
+    const types = listOption(ctx, "type");
+    for (const type of types) {
+      if (type === "") throw new UsageError("--type needs a message type, e.g. --type command");
+    }
 
     const cmd = await connect(ctx.target, { reconnect: true });
     const sub = await connect(ctx.target, { reconnect: true, sharded: ctx.keys.sharded }).catch(
@@ -660,7 +678,16 @@ export const tailCommand: CommandSpec = {
     let follower: MessageFollower | undefined;
     try {
       follower = await followMessages(
-        { cmd, sub, keys: ctx.keys, apps, withPayload, poll: ctx.options.poll === true, intervalMs },
+        {
+          cmd,
+          sub,
+          keys: ctx.keys,
+          apps,
+          withPayload,
+          poll: ctx.options.poll === true,
+          intervalMs,
+          types,
+        },
         (e) => {
           if (emitted >= maxEvents) return;
           emitted += 1;
@@ -678,7 +705,8 @@ export const tailCommand: CommandSpec = {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     ctx.err(
-      `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"} on ${describeTarget(ctx.target)} ` +
+      `tail: watching ${apps.length > 0 ? apps.join(", ") : "every app"}` +
+        `${types.length > 0 ? ` (types ${types.join(", ")})` : ""} on ${describeTarget(ctx.target)} ` +
         `(status changes by ${follower.notifications ? "keyspace notifications" : `polling every ${intervalMs} ms`}` +
         `${follower.sharded ? "; redactor wake-ups on the apps' sharded channels" : ""}); Ctrl-C to stop`,
     );
