@@ -19,6 +19,7 @@ import {
 import type { Keyspace } from "../src/keyspace.js";
 import { wireScore } from "../src/priority.js";
 import { backendEnv, describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
+import { FIELDS } from "./harness/member-arbitraries.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 import { runProcess, startWorker, useSystems, waitFor } from "./harness/system.js";
 
@@ -119,17 +120,7 @@ describeBackends(
       expect(got?.firstSeenMs ?? 0).toBeLessThan(dueOf(member) + 1500);
       expect(member).toBe(hash.member);
       const env = JSON.parse(member);
-      expect(Object.keys(env)).toEqual([
-        "id",
-        "sender",
-        "recipient",
-        "message_type",
-        "payload",
-        "priority",
-        "timestamp",
-        "reply_to",
-        "timeout",
-      ]);
+      expect(Object.keys(env)).toEqual([...FIELDS]);
       expect(Number(await client.zscore(keys().inbox(peer), member))).toBe(
         wireScore(Priority.HIGH, env.timestamp),
       );

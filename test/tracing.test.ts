@@ -35,21 +35,9 @@ import {
 } from "../src/index.js";
 import { formatTraceparent, parseTraceparent } from "../src/tracing.js";
 import { describeBackends, MASTERS_ONLY, useBackendSystems } from "./harness/backends.js";
+import { FIELDS } from "./harness/member-arbitraries.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
 import { useSystems, waitFor } from "./harness/system.js";
-
-/** The nine fields of the wire envelope (WIRE.md), in their order. */
-const NINE = [
-  "id",
-  "sender",
-  "recipient",
-  "message_type",
-  "payload",
-  "priority",
-  "timestamp",
-  "reply_to",
-  "timeout",
-];
 
 /** A tracer provider whose spans are kept in memory. */
 function inMemoryTracing(): { exporter: InMemorySpanExporter; provider: BasicTracerProvider } {
@@ -180,7 +168,7 @@ describeBackends(
       const id = await sys.ref(parked).tell("job", { n: 1 });
       const client = backend().client();
       const [member] = await client.zrange(backend().keys.inbox(parked), 0, -1);
-      expect(Object.keys(JSON.parse(member as string))).toEqual(NINE);
+      expect(Object.keys(JSON.parse(member as string))).toEqual([...FIELDS]);
       expect(member).not.toContain("traceparent");
       const stored = await client.hget(backend().keys.message(parked, id), "traceparent");
       const [send] = spans(`send ${parked}`);

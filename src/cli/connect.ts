@@ -4,10 +4,13 @@
  * does (src/connection.ts).
  */
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
 import type { RedisClient } from "../cluster.js";
 import { describeNodes, openClient, openRedis } from "../connection.js";
-import type { ClusterConfig } from "../system.js";
-import { UsageError } from "./errors.js";
+import { RedisUnavailableError } from "../errors.js";
+import type { Keyspace } from "../keyspace.js";
+import type { ActorSystem, ClusterConfig } from "../system.js";
+import { CommandFailedError, UsageError } from "./errors.js";
 import { redactUrl } from "./format.js";
 
 /** Where the CLI connects: one server, by its URL, or a Redis Cluster, by its startup nodes. */
@@ -248,5 +251,32 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
     await Promise.race([client.quit(), new Promise((_, reject) => setTimeout(reject, 500).unref())]);
   } catch {
     client.disconnect();
+  }
+}
+
+/**
+ * Starts a system for a command that needs one (`ask`, `run`, `dashboard`), on the command's
+ * target and key layout. createSystem is loaded here rather than at the top, so that the other
+ * commands start faster without it.
+ * @throws CommandFailedError when Redis cannot be reached: its message names the cause (no server,
+ *   password, certificate …) and what to do.
+ */
+export async function startCliSystem(
+  target: Target,
+  keys: Keyspace,
+  appId: string,
+  logger: Logger,
+): Promise<ActorSystem> {
+  const { createSystem } = await import("../system.js");
+  try {
+    return await createSystem({
+      appId,
+      ...systemConnection(target),
+      keyspace: { hashTag: keys.hashTag },
+      logger,
+    });
+  } catch (err) {
+    if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
+    throw err;
   }
 }

@@ -1,9 +1,8 @@
 /** `redactor dashboard`: serve the web dashboard until Ctrl-C (SIGINT) or SIGTERM. */
 import type { DashboardServer } from "../../dashboard/server.js";
-import { RedactorError, RedisUnavailableError } from "../../errors.js";
-import type { ActorSystem } from "../../system.js";
+import { RedactorError } from "../../errors.js";
 import { type CommandSpec, stringOption } from "../command.js";
-import { describeTarget, systemConnection } from "../connect.js";
+import { describeTarget, startCliSystem } from "../connect.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { cliLogger, ephemeralAppId, forgetApp } from "../payload.js";
 
@@ -47,21 +46,9 @@ export const dashboardCommand: CommandSpec = {
     const port = parsePort(stringOption(ctx, "port"));
     const host = stringOption(ctx, "host") ?? "127.0.0.1";
     const appId = ephemeralAppId("dashboard");
-    // Loaded here rather than at the top: the other commands start faster without them.
-    const { createSystem } = await import("../../system.js");
+    // Loaded here rather than at the top: the other commands start faster without it.
     const { serveDashboard } = await import("../../dashboard/server.js");
-    let system: ActorSystem;
-    try {
-      system = await createSystem({
-        appId,
-        ...systemConnection(ctx.target),
-        keyspace: { hashTag: ctx.keys.hashTag },
-        logger: cliLogger(),
-      });
-    } catch (err) {
-      if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
-      throw err;
-    }
+    const system = await startCliSystem(ctx.target, ctx.keys, appId, cliLogger());
     let server: DashboardServer | undefined;
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => {

@@ -8,12 +8,11 @@ import { createRequire } from "node:module";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type ActorDefinition, isFamilyDefinition } from "../../actor.js";
-import { RedactorError, RedisUnavailableError } from "../../errors.js";
+import { RedactorError } from "../../errors.js";
 import type { MetricsServer } from "../../metrics.js";
 import { type ChildSpec, isSupervisorSpec, type SupervisorSpec, supervisor } from "../../supervisor.js";
-import type { ActorSystem } from "../../system.js";
 import { arg, type CommandSpec, listOption, stringOption } from "../command.js";
-import { systemConnection } from "../connect.js";
+import { startCliSystem } from "../connect.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { cliLogger, ephemeralAppId, forgetApp } from "../payload.js";
 
@@ -241,23 +240,15 @@ export const runCommand: CommandSpec = {
     const chosenId = stringOption(ctx, "app-id");
     const appId = chosenId ?? ephemeralAppId("run");
 
-    // Loaded here rather than at the top: the other commands start faster without them.
-    const { createSystem } = await import("../../system.js");
+    // Loaded here rather than at the top: the other commands start faster without it.
     const { createMetrics, serveMetrics } = await import("../../metrics.js");
-    let system: ActorSystem;
-    try {
-      system = await createSystem({
-        appId,
-        ...systemConnection(ctx.target),
-        keyspace: { hashTag: ctx.keys.hashTag },
-        // Logs go to stderr like every other CLI note, so stdout carries only --json events.
-        logger: cliLogger(process.env.REDACTOR_LOG_LEVEL ?? "info"),
-      });
-    } catch (err) {
-      // The message names the cause (no server, password, certificate …) and what to do.
-      if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
-      throw err;
-    }
+    // Logs go to stderr like every other CLI note, so stdout carries only --json events.
+    const system = await startCliSystem(
+      ctx.target,
+      ctx.keys,
+      appId,
+      cliLogger(process.env.REDACTOR_LOG_LEVEL ?? "info"),
+    );
     let server: MetricsServer | undefined;
     let signals = 0;
     let stop!: () => void;

@@ -7,16 +7,14 @@ import {
   AskFailedError,
   AskTimeoutError,
   MessageTooLargeError,
-  RedisUnavailableError,
   UnserializableValueError,
 } from "../../errors.js";
 import { CLI_APP_ID, expireCliKeys } from "../../hygiene.js";
 import { Mailbox, mailboxConfig } from "../../mailbox.js";
 import { readStatus } from "../../presence.js";
 import { Priority } from "../../priority.js";
-import type { ActorSystem } from "../../system.js";
 import { arg, type CommandContext, type CommandSpec, stringOption } from "../command.js";
-import { systemConnection } from "../connect.js";
+import { startCliSystem } from "../connect.js";
 import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { parseDuration, parsePriority, priorityName } from "../format.js";
 import { cliLogger, ephemeralAppId, fieldAt, forgetApp, readPayload } from "../payload.js";
@@ -215,21 +213,7 @@ export const askCommand: CommandSpec = {
             (replyType === undefined || m.message_type === replyType) &&
             (matchField === undefined || fieldAt(m.payload, matchField) === fieldAt(payload, matchField));
     const appId = ephemeralAppId("ask");
-    // Loaded here rather than at the top: the other commands start faster without it.
-    const { createSystem } = await import("../../system.js");
-    let system: ActorSystem;
-    try {
-      system = await createSystem({
-        appId,
-        ...systemConnection(ctx.target),
-        keyspace: { hashTag: ctx.keys.hashTag },
-        logger: cliLogger(),
-      });
-    } catch (err) {
-      // The message names the cause (no server, password, certificate …) and what to do.
-      if (err instanceof RedisUnavailableError) throw new CommandFailedError(err.message, { cause: err });
-      throw err;
-    }
+    const system = await startCliSystem(ctx.target, ctx.keys, appId, cliLogger());
     const started = performance.now();
     try {
       await noteIfOffline(ctx, app);
