@@ -492,3 +492,18 @@ export function decodeEnvelope(text: string): Envelope {
     timeout,
   };
 }
+
+/**
+ * A member read as a JSON object, for code that only looks at its fields (never re-encodes it):
+ * `{}` when it is not JSON or not an object.
+ */
+export function jsonObjectOf(member: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(member);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON: nothing is known.
+  }
+  return {};
+}

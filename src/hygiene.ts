@@ -30,6 +30,7 @@
  */
 
 import { existsEach, getEach, perKey, type RedisClient, scanAll } from "./cluster.js";
+import { jsonObjectOf } from "./envelope.js";
 import { AppInUseError } from "./errors.js";
 import type { AppKeyKind, Keyspace } from "./keyspace.js";
 import { type AppStatus, ROLE_FIELD, ROLE_SYSTEM, readStatus, scanStatuses } from "./presence.js";
@@ -112,16 +113,30 @@ interface MemberFacts {
   deadlineMs: number | null;
 }
 
+/** Adds the removal of `copies` (outbox members) of `app` to `actions`, when there are any. */
+function pushOutboxAction(
+  actions: GcAction[],
+  app: string,
+  keys: Keyspace,
+  copies: string[],
+  reason: string,
+): void {
+  if (copies.length === 0) return;
+  actions.push({
+    app,
+    kind: "outbox",
+    key: keys.outbox(app),
+    op: "remove",
+    members: copies,
+    count: copies.length,
+    reason,
+  });
+}
+
 /** Reads what gc needs from a member; the member itself is never re-encoded. */
 function factsOf(member: string): MemberFacts {
-  let data: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(member);
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed))
-      data = parsed as Record<string, unknown>;
-  } catch {
-    // Not JSON: nothing is known, so nothing is removed.
-  }
+  // Not JSON: nothing is known, so nothing is removed.
+  const data = jsonObjectOf(member);
   const id = typeof data.id === "string" ? data.id : null;
   const ts = typeof data.timestamp === "number" && Number.isFinite(data.timestamp) ? data.timestamp : null;
   const timeout = typeof data.timeout === "number" && Number.isFinite(data.timeout) ? data.timeout : null;
@@ -388,17 +403,13 @@ function processLeftovers(snap: AppSnapshot, keys: Keyspace, nowMs: number, grac
     if (gone.length < members.length) kept.push(`${members.length - gone.length} in its ${kind}`);
   }
   const copies = oldCopies(snap.outbox, cutoff);
-  if (copies.length > 0) {
-    actions.push({
-      app,
-      kind: "outbox",
-      key: keys.outbox(app),
-      op: "remove",
-      members: copies,
-      count: copies.length,
-      reason: `monitoring copies of what ${owner} sent, older than the grace period`,
-    });
-  }
+  pushOutboxAction(
+    actions,
+    app,
+    keys,
+    copies,
+    `monitoring copies of what ${owner} sent, older than the grace period`,
+  );
   const copiesLeft = snap.outbox.length / 2 - copies.length;
   if (copiesLeft > 0) kept.push(`${copiesLeft} recent outbox copies`);
   for (const kind of ["dead", "scheduled", "timerSpecs", "timerDue", "timerLast", "state"] as const) {
@@ -464,18 +475,13 @@ function orphanLeftovers(snap: AppSnapshot, keys: Keyspace, nowMs: number, grace
         "an inbox nobody announced, holding only replies and expired messages older than the grace period",
     });
   }
-  const copies = oldCopies(snap.outbox, cutoff);
-  if (copies.length > 0) {
-    actions.push({
-      app,
-      kind: "outbox",
-      key: keys.outbox(app),
-      op: "remove",
-      members: copies,
-      count: copies.length,
-      reason: "monitoring copies of a sender that never announced itself, older than the grace period",
-    });
-  }
+  pushOutboxAction(
+    actions,
+    app,
+    keys,
+    oldCopies(snap.outbox, cutoff),
+    "monitoring copies of a sender that never announced itself, older than the grace period",
+  );
   return { actions, kept: [] as string[] };
 }
 

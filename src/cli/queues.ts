@@ -7,7 +7,7 @@
  * pipeline, which on a cluster would have to stay on one node.
  */
 import { type RedisClient, scanKeys } from "../cluster.js";
-import { decodeEnvelope } from "../envelope.js";
+import { decodeEnvelope, jsonObjectOf } from "../envelope.js";
 import type { Keyspace } from "../keyspace.js";
 import { type AppStatus, ORDERING_CANONICAL, ORDERING_FIELD, readStatus, scanStatuses } from "../presence.js";
 import { canonicalScore, SCORE_BASE } from "../priority.js";
@@ -63,14 +63,8 @@ export function summarize(member: string): MessageSummary {
   } catch (err) {
     problem = (err as Error).message;
   }
-  let data: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(member);
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed))
-      data = parsed as Record<string, unknown>;
-  } catch {
-    // Not JSON at all: every field stays null and `problem` says so.
-  }
+  // Not JSON at all: every field stays null and `problem` says so.
+  const data = jsonObjectOf(member);
   return {
     id: textOrNull(data.id),
     sender: textOrNull(data.sender),
