@@ -428,6 +428,14 @@ export class AppInUseError extends RedactorError {
 }
 
 /**
+ * A durable timer's script (src/lua/timer-*.lua) refused its arguments: a bug in redactor, not in
+ * the caller's code; report it with the message.
+ */
+export class TimerScriptError extends RedactorError {
+  override name = "TimerScriptError";
+}
+
+/**
  * The dashboard cannot be served (src/dashboard/server.ts): its port is taken, its host cannot be
  * bound, or the system does not expose its Redis connection. The message says what to change.
  */

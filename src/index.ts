@@ -62,6 +62,7 @@ export {
   StateNotSavedError,
   StateTooLargeError,
   SystemStoppedError,
+  TimerScriptError,
   UnserializableValueError,
 } from "./errors.js";
 export { SystemEventEmitter, type SystemEventName, type SystemEvents } from "./events.js";
@@ -121,7 +122,6 @@ export {
   type TimerInfo,
   type TimerOptions,
   type TimerSchedule,
-  TimerScriptError,
   type TimerStartOptions,
   type TimerStartOutcome,
   type Timers,

@@ -36,7 +36,7 @@ import type { PayloadOf, Protocol, UntypedProtocol } from "./actor.js";
 import type { HostClock, TimerHandle } from "./clock.js";
 import type { RedisClient } from "./cluster.js";
 import type { Envelope } from "./envelope.js";
-import { InvalidIdError, InvalidOptionError, RedactorError } from "./errors.js";
+import { InvalidIdError, InvalidOptionError, TimerScriptError } from "./errors.js";
 import type { SystemEventEmitter } from "./events.js";
 import { checkId } from "./ids.js";
 import { STATUS } from "./lifecycle.js";
@@ -226,11 +226,6 @@ function outcomeOf<T>(table: Readonly<Record<number, T>>, code: unknown, script:
   const known = table[Number(code)];
   if (known === undefined) throw new Error(`${script} returned the unknown outcome code ${String(code)}`);
   return known;
-}
-
-/** A timer script refused its arguments: a bug on this side, reported as such. */
-export class TimerScriptError extends RedactorError {
-  override name = "TimerScriptError";
 }
 
 function invalid(option: string, value: unknown, must: string, cause?: unknown): InvalidOptionError {
