@@ -134,7 +134,8 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.click("#send-tell");
       await page.locator("#send-result", { hasText: "sent:" }).waitFor();
       const sentId = ((await page.locator("#send-result").textContent()) ?? "").replace("sent: ", "");
-      const item = page.locator(`#tail li[data-id="${sentId}"]`).first();
+      // Its `sent` line (the newest line may already be its `completed`, which has no payload).
+      const item = page.locator(`#tail li.tail-sent[data-id="${sentId}"]`);
       await item.waitFor({ timeout: 10_000 });
       expect(await item.locator(".route").textContent()).toBe(`ui-${tag} → ${ECHO}`);
       expect(await item.locator(".payload").textContent()).toContain(XSS);
