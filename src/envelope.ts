@@ -389,9 +389,18 @@ export function payloadEncoding(payload: unknown, path = "payload"): "json" | "s
 
 /**
  * The JSON text of an envelope, fields in the peers' order.
- * @throws UnserializableValueError when the payload cannot travel faithfully (see payloadEncoding)
+ * @throws EnvelopeError when id, sender, recipient or message_type is not a non-empty string (a
+ *   receiver would refuse it); UnserializableValueError when the payload cannot travel faithfully
+ *   (see payloadEncoding)
  */
 export function encodeEnvelope(env: Envelope): string {
+  // What decodeEnvelope refuses is refused here, before anything is sent: a receiver would
+  // dead-letter it.
+  for (const field of ["id", "sender", "recipient", "message_type"] as const) {
+    const value: unknown = env[field];
+    if (typeof value !== "string" || value.length === 0)
+      throw new EnvelopeError(field, `must be a non-empty string, got ${JSON.stringify(value)}; nothing was sent`);
+  }
   let payload: unknown = env.payload;
   let meta: unknown;
   if (payloadEncoding(payload) === "superjson") {

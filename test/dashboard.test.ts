@@ -207,6 +207,15 @@ describe.skipIf(CHROMIUM === undefined)(
       const ok = { "Content-Type": "application/json", "X-Redactor-Token": token };
       expect((await post({ ...ok, Origin: "http://evil.example" })).status).toBe(403);
       expect((await post(ok)).status).toBe(200);
+      // Bad input is a 400 with a reason, never a 500: a null payload, bad percent-encoding.
+      const nullPayload = await fetch(`${dashboard.url}api/send`, {
+        method: "POST",
+        headers: ok,
+        body: JSON.stringify({ app: ECHO, type: "ping", payload: null }),
+      });
+      expect(nullPayload.status).toBe(400);
+      expect((await fetch(`${dashboard.url}api/messages/%E0%A4%A`)).status).toBe(400);
+      expect((await fetch(`${dashboard.url}api/apps/%E0%A4%A`)).status).toBe(400);
       await expect(serveDashboard(system, { port: -1 })).rejects.toThrow(InvalidOptionError);
     });
   },

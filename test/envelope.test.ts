@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   decodeEnvelope,
@@ -7,17 +8,9 @@ import {
   PAYLOAD_META_FIELD,
 } from "../src/index.js";
 
-const WIRE_FIELDS = [
-  "id",
-  "sender",
-  "recipient",
-  "message_type",
-  "payload",
-  "priority",
-  "timestamp",
-  "reply_to",
-  "timeout",
-];
+import { FIELDS } from "./harness/member-arbitraries.js";
+
+const WIRE_FIELDS = [...FIELDS];
 
 function envelope(payload: unknown, extra: Partial<Envelope> = {}): Envelope {
   return {
@@ -131,5 +124,35 @@ describe("envelope codec", () => {
     }
     expect(caught).toBeInstanceOf(EnvelopeError);
     expect((caught as Error).message).toMatch(message);
+  });
+
+  it("refuses to encode what a receiver would refuse: empty or non-string id, sender, recipient, type", () => {
+    for (const field of ["id", "sender", "recipient", "message_type"] as const) {
+      expect(() => encodeEnvelope(envelope({}, { [field]: "" }))).toThrow(EnvelopeError);
+      expect(() => encodeEnvelope(envelope({}, { [field]: 7 as unknown as string }))).toThrow(EnvelopeError);
+    }
+  });
+
+  it("property: whatever encodeEnvelope writes, decodeEnvelope reads back (seeded)", () => {
+    const text = fc.oneof(fc.constant(""), fc.string(), fc.string({ unit: "grapheme", minLength: 1 }));
+    fc.assert(
+      fc.property(
+        fc.record({ id: text, sender: text, recipient: text, message_type: text }),
+        fc.jsonValue(),
+        fc.integer({ min: 1, max: 4 }),
+        (fields, payload, priority) => {
+          const env = envelope(payload, { ...fields, priority: priority as Envelope["priority"] });
+          let member: string;
+          try {
+            member = encodeEnvelope(env);
+          } catch (err) {
+            expect(err).toBeInstanceOf(EnvelopeError);
+            return;
+          }
+          expect(decodeEnvelope(member).message_type).toBe(fields.message_type);
+        },
+      ),
+      { seed: 1300, numRuns: 500 },
+    );
   });
 });

@@ -94,6 +94,15 @@ const SECURITY_HEADERS = {
 const MAX_BODY = 2 * 1024 * 1024;
 
 /** A request the API refuses; `status` is the HTTP status. */
+/** A decoded path segment; 400 when it is not valid percent-encoding. */
+function pathSegment(segment: string, what: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, `the ${what} in the path is not valid percent-encoding`);
+  }
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -226,12 +235,7 @@ export async function serveDashboard(
   };
 
   const appOf = (segment: string): string => {
-    let app: string;
-    try {
-      app = decodeURIComponent(segment);
-    } catch {
-      throw new HttpError(400, "the app id in the path is not valid percent-encoding");
-    }
+    const app = pathSegment(segment, "app id");
     try {
       keys.checkApp(app);
     } catch (err) {
@@ -293,7 +297,7 @@ export async function serveDashboard(
       return;
     }
     if (req.method === "GET" && parts[0] === "api" && parts[1] === "messages" && parts.length === 3) {
-      const id = decodeURIComponent(parts[2] as string);
+      const id = pathSegment(parts[2] as string, "message id");
       const appParam = url.searchParams.get("app");
       const lifecycle = await readMessageLifecycle(
         redis,
@@ -339,7 +343,8 @@ export async function serveDashboard(
     if (path === "/api/send" || path === "/api/ask") {
       const app = appOf(encodeURIComponent(textField(body, "app")));
       const type = textField(body, "type");
-      const payload = body.payload ?? {};
+      // Left out: an empty object. null is not an object, and is refused like any other non-object.
+      const payload = body.payload === undefined ? {} : body.payload;
       if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
         throw new HttpError(400, '"payload" must be a JSON object (the wire payload is an object)');
       }
