@@ -29,7 +29,8 @@ export type ScriptName =
   | "cancel"
   | "due"
   | "reindex"
-  | "state-check";
+  | "state-check"
+  | "retry-dead";
 
 const SCRIPT_NAMES: readonly ScriptName[] = [
   "send",
@@ -51,6 +52,7 @@ const SCRIPT_NAMES: readonly ScriptName[] = [
   "due",
   "reindex",
   "state-check",
+  "retry-dead",
 ];
 
 function readLua(name: string): string {

@@ -433,7 +433,7 @@ export async function readApp(redis: RedisClient, keys: Keyspace, app: string): 
 }
 
 /** A ZSCAN MATCH pattern that finds members containing `id`, even when JSON escaped some of it. */
-function idPattern(id: string): string {
+export function idPattern(id: string): string {
   return `*${[...id].map((c) => (/[A-Za-z0-9_.:-]/.test(c) ? c : "*")).join("")}*`;
 }
 

@@ -70,10 +70,12 @@ const retryCommand: CommandSpec = {
   name: "dlq retry",
   summary: "Put dead letters back in the app's inbox, status pending, for another run.",
   description:
-    "Each message goes back at its canonical score (its priority, then its original send time: it " +
-    "runs before newer messages of the same priority), its message:<id> status becomes pending, its " +
-    "attempts start again from 0, and the app is woken with a PUBLISH. Dead letters that cannot run " +
-    "again (malformed, oversize) are skipped. Warns when the app's actor (by the 'handles' field of " +
+    "Each message goes back byte for byte, in one atomic step per letter, scored as a send would " +
+    "score it (a redactor inbox: its priority, then its original send time, so it runs before newer " +
+    "messages of the same priority; a peer's inbox: priority * 1000 + timestamp); its message:<id> " +
+    "status becomes pending, its attempts start again from 0, and the app is woken as by a send. A " +
+    "letter already retried or purged meanwhile, or whose id was sent again, is skipped and nothing " +
+    "is written. Dead letters that cannot run again (malformed, oversize) are skipped. Warns when the app's actor (by the 'handles' field of " +
     "its status hash) has no handler for a retried message's type: it would be dead-lettered again. " +
     "Exits 1 when an id given is not found or cannot be retried.",
   args: [appArg, idsArg],
