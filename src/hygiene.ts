@@ -9,10 +9,12 @@
  *   app that is online, served or owned by a live process, and it only judges two kinds of app:
  *   1. apps redactor made for a process rather than for an actor: a process's own `appId`
  *      (`role system` in its presence hash, src/presence.ts) and the CLI's ids (`redactor-cli`,
- *      `redactor-ask-…`, `redactor-run-…`), once no live process serves them. Their outbox
- *      copies, the replies and expired messages in their inbox and processing set, and, when
- *      nothing else is left, their presence hash and activation key go. For a CLI id every
- *      message goes (nobody reads the CLI's inbox after the command ended).
+ *      `redactor-ask-…`, `redactor-run-…`), once no live process serves them, and only when
+ *      nothing shows an actor (actorSigns: a `handles` field, timers, state, an activation
+ *      key): an id that is (or was) served as an actor is an actor, whatever its `role` says.
+ *      Their outbox copies, the replies and expired messages in their inbox and processing set,
+ *      and, when nothing else is left, their presence hash go. For a CLI id every message goes
+ *      (nobody reads the CLI's inbox after the command ended).
  *   2. inboxes that nobody ever announced (no presence hash at all, no processing, dead letters,
  *      scheduled messages, timers, state or activation): an ask to a misspelled id. Their inbox
  *      goes only when every message in it is a reply or expired; their outbox copies go then too.
@@ -20,11 +22,13 @@
  *   message (or outbox copy) goes only once it is older than the grace period (by its
  *   `timestamp`; an expired message by its deadline), and a presence hash only once its
  *   `last_seen` is. Members are removed by their exact bytes as read (ZREM), so a message that
- *   arrives meanwhile stays; liveness is checked again right before an app's keys are touched.
- * - TTLs: a process's own `status` and `outbox` get LEFTOVER_TTL_S when it shuts down and no
- *   other live process serves its `appId` (`expireProcessKeys`), and lose it when a process with
- *   that `appId` starts (`claimProcessKeys`); the CLI's `redactor-cli` inbox and outbox get it at
- *   each `redactor send` (`expireCliKeys`).
+ *   arrives meanwhile stays; liveness and the signs of an actor are checked again right before an
+ *   app's keys are touched.
+ * - TTLs: a process's own `status` and `outbox` get LEFTOVER_TTL_S when it shuts down, no other
+ *   live process serves its `appId` and it is not an actor's id (`expireProcessKeys`), and lose
+ *   it when a process with that `appId` (`claimProcessKeys`) or an actor with that id
+ *   (`claimActorKeys`) starts; the CLI's `redactor-cli` inbox and outbox get it at each
+ *   `redactor send` (`expireCliKeys`).
  *
  * Message hashes (`message:<id>`) are not gc's business: redactor writes them with a TTL.
  */
@@ -33,7 +37,14 @@ import { existsEach, getEach, perKey, type RedisClient, scanAll } from "./cluste
 import { jsonObjectOf } from "./envelope.js";
 import { AppInUseError } from "./errors.js";
 import type { AppKeyKind, Keyspace } from "./keyspace.js";
-import { type AppStatus, ROLE_FIELD, ROLE_SYSTEM, readStatus, scanStatuses } from "./presence.js";
+import {
+  type AppStatus,
+  HANDLES_FIELD,
+  ROLE_FIELD,
+  ROLE_SYSTEM,
+  readStatus,
+  scanStatuses,
+} from "./presence.js";
 
 /** The CLI's own app id: the sender of `redactor send` unless `--from` says otherwise. */
 export const CLI_APP_ID = "redactor-cli";
@@ -68,24 +79,88 @@ export async function redisNowMs(redis: RedisClient): Promise<number> {
 }
 
 /**
+ * The per-app keys that only an actor has: timers (src/timers.ts), persisted state (src/state.ts)
+ * and the activation key of a single-activation actor (src/activation.ts). Neither a process's
+ * own inbox nor the CLI ever writes them. (Dead letters and scheduled messages are not among
+ * them: anyone may send a process's own app id a scheduled message, or one that dies.)
+ */
+const ACTOR_ONLY_KINDS = ["timerSpecs", "timerDue", "timerLast", "state", "activation"] as const;
+
+/**
+ * What shows that `app` is (or was) an actor's, or [] when nothing does: the `handles` field in
+ * its presence hash (written only for an actor, src/system.ts startCell, and kept when it
+ * leaves) and the keys only an actor has (ACTOR_ONLY_KINDS). An app with any of them is never
+ * judged as a process's own app id, whatever its `role` says: the same id may be a system's
+ * `appId` and an actor's (examples/demo.ts), or another process may use an actor's id as its
+ * `appId`. (`ordering` is no sign: every redactor inbox, a process's own included, has it.)
+ */
+function actorSigns(
+  fields: Record<string, string> | undefined,
+  exists: ReadonlyMap<AppKeyKind, boolean>,
+): string[] {
+  const signs: string[] = [];
+  if (fields?.[HANDLES_FIELD] !== undefined) signs.push("its presence hash lists the types it handles");
+  for (const kind of ACTOR_ONLY_KINDS) if (exists.get(kind)) signs.push(`it has a ${kind} key`);
+  return signs;
+}
+
+/** Reads actorSigns of `app` from Redis (one HGETALL and one EXISTS per key, pipelined). */
+async function readActorSigns(redis: RedisClient, keys: Keyspace, app: string): Promise<string[]> {
+  const kinds = new Map(keys.appKeys(app).map((k) => [k.kind, k.key]));
+  const actorKeys = ACTOR_ONLY_KINDS.map((kind) => kinds.get(kind) as string);
+  const [fields, exists] = await Promise.all([redis.hgetall(keys.status(app)), existsEach(redis, actorKeys)]);
+  return actorSigns(fields, new Map(ACTOR_ONLY_KINDS.map((kind, i) => [kind, exists[i] === true])));
+}
+
+/**
+ * Whether `app` is (or was) served as an actor (see actorSigns): then its keys never get a TTL
+ * and `redactor gc` never judges it as a process's app id.
+ */
+export async function isActorApp(redis: RedisClient, keys: Keyspace, app: string): Promise<boolean> {
+  return (await readActorSigns(redis, keys, app)).length > 0;
+}
+
+/** PERSIST of `app`'s `status` and `outbox` (one slot: both are `app`'s keys). */
+async function persistOwnKeys(redis: RedisClient, keys: Keyspace, app: string): Promise<void> {
+  await perKey(redis, [keys.status(app), keys.outbox(app)], (p, key) => p.persist(key));
+}
+
+/**
  * A process with `appId` `app` starts: its `status` and `outbox` lose the TTL an earlier
- * process's shutdown gave them (one slot: both are `app`'s keys).
+ * process's shutdown gave them.
  */
 export async function claimProcessKeys(redis: RedisClient, keys: Keyspace, app: string): Promise<void> {
-  await perKey(redis, [keys.status(app), keys.outbox(app)], (p, key) => p.persist(key));
+  await persistOwnKeys(redis, keys, app);
+}
+
+/**
+ * An actor with id `app` starts (its `handles` field was sent first, on the same connection):
+ * its `status` and `outbox` lose any TTL a process with that `appId` gave them at shutdown. An
+ * actor's keys never expire.
+ */
+export async function claimActorKeys(redis: RedisClient, keys: Keyspace, app: string): Promise<void> {
+  await persistOwnKeys(redis, keys, app);
 }
 
 /**
  * A process with `appId` `app` shut down and no other live process serves `app`: its `status`
  * and `outbox` expire after `ttlS` seconds unless a process with that `appId` starts again.
+ * Nothing is done when `app` is (or was) an actor's (isActorApp): this process's own actor of
+ * that id, or another process's. The signs are read again after the EXPIRE and the TTL taken
+ * back when one appeared meanwhile; as an actor that starts writes its `handles` before its
+ * PERSIST (claimActorKeys), one of the two always wins. Resolves with whether the TTL was set.
  */
 export async function expireProcessKeys(
   redis: RedisClient,
   keys: Keyspace,
   app: string,
   ttlS = LEFTOVER_TTL_S,
-): Promise<void> {
+): Promise<boolean> {
+  if (await isActorApp(redis, keys, app)) return false;
   await perKey(redis, [keys.status(app), keys.outbox(app)], (p, key) => p.expire(key, ttlS));
+  if (!(await isActorApp(redis, keys, app))) return true;
+  await persistOwnKeys(redis, keys, app);
+  return false;
 }
 
 /**
@@ -418,18 +493,17 @@ function processLeftovers(snap: AppSnapshot, keys: Keyspace, nowMs: number, grac
   const lastSeen = Number(snap.presence?.fields.last_seen);
   const seenRecently = Number.isFinite(lastSeen) && lastSeen * 1000 >= cutoff;
   if (kept.length === 0 && !seenRecently) {
-    for (const kind of ["status", "activation"] as const) {
-      if (snap.exists.get(kind)) {
-        actions.push({
-          app,
-          kind,
-          key: keys[kind](app),
-          op: "delete",
-          members: [],
-          count: 1,
-          reason: `nothing else is left of ${owner}`,
-        });
-      }
+    // (An activation key is an actor's: planGc leaves such an app alone.)
+    if (snap.exists.get("status")) {
+      actions.push({
+        app,
+        kind: "status",
+        key: keys.status(app),
+        op: "delete",
+        members: [],
+        count: 1,
+        reason: `nothing else is left of ${owner}`,
+      });
     }
   } else if (snap.exists.get("status")) {
     kept.push(seenRecently ? "its presence hash (seen within the grace period)" : "its presence hash");
@@ -516,6 +590,13 @@ export async function planGc(redis: RedisClient, keys: Keyspace, options: GcOpti
       if (kind !== "orphan") kept.push({ app, reason: `in use: ${busy}` });
       continue;
     }
+    // An id that is (or was) an actor's is an actor, whatever its `role` says (a system whose
+    // appId is also an actor's id; another process that used an actor's id as its appId).
+    const signs = kind === "orphan" ? [] : actorSigns(presence?.fields, snap.exists);
+    if (signs.length > 0) {
+      kept.push({ app, reason: `an actor (${signs.join(", ")}): gc leaves actors alone` });
+      continue;
+    }
     if (snap.tooLarge) {
       kept.push({
         app,
@@ -559,6 +640,12 @@ export async function executeGc(redis: RedisClient, keys: Keyspace, plan: GcPlan
     const busy = await inUse(redis, keys, app);
     if (busy !== null) {
       skipped.push({ app, reason: `in use now: ${busy}` });
+      continue;
+    }
+    // An actor with that id may have been served since the plan (and stopped again).
+    const signs = await readActorSigns(redis, keys, app);
+    if (signs.length > 0) {
+      skipped.push({ app, reason: `an actor now (${signs.join(", ")})` });
       continue;
     }
     for (const action of actions.filter((a) => a.op === "remove")) {

@@ -45,7 +45,9 @@ export const ORDERING_CANONICAL = "fifo-v1";
 /**
  * `status:<app>.role`: what redactor made the app for, when it was not an actor: `system` for a
  * process's own `appId` (its ask replies and outbox). `redactor gc` removes what is left of such
- * an app once its process is gone (src/hygiene.ts); a hash without the field is never its.
+ * an app once its process is gone (src/hygiene.ts); a hash without the field is never its, nor
+ * one that shows an actor (a `handles` field: an actor with that id removes the role, and gc
+ * does not trust a role next to it).
  */
 export const ROLE_FIELD = "role";
 /** The `role` of a process's own `appId`. */
@@ -380,19 +382,21 @@ export class Presence {
 
   /**
    * HSET of the `role` and `handles` fields of those of `apps` that have them (one command per
-   * app).
+   * app). An app served as an actor (it has `handles`) gets no `role`, and loses one that a
+   * process with that `appId` wrote (an HDEL sent after the HSET): an actor's id is never a
+   * process's, even when it is also the system's `appId`.
    */
   private async writeRoles(apps: readonly string[]): Promise<void> {
     await Promise.all(
       apps.flatMap((app) => {
+        if (!this.apps.has(app)) return [];
+        const key = this.keys.status(app);
         const role = this.roles.get(app);
         const handles = this.handles.get(app);
-        const fields: string[] = [];
-        if (role !== undefined) fields.push(ROLE_FIELD, role);
-        if (handles !== undefined) fields.push(HANDLES_FIELD, handles);
-        return fields.length === 0 || !this.apps.has(app)
-          ? []
-          : [this.redis.hset(this.keys.status(app), ...fields)];
+        if (handles !== undefined) {
+          return [this.redis.hset(key, HANDLES_FIELD, handles), this.redis.hdel(key, ROLE_FIELD)];
+        }
+        return role === undefined ? [] : [this.redis.hset(key, ROLE_FIELD, role)];
       }),
     );
   }

@@ -54,7 +54,7 @@ import {
 } from "./errors.js";
 import { SystemEventEmitter, type SystemEvents } from "./events.js";
 import { type FamilyHost, FamilyPool } from "./family.js";
-import { claimProcessKeys, expireProcessKeys } from "./hygiene.js";
+import { claimActorKeys, claimProcessKeys, expireProcessKeys, isActorApp } from "./hygiene.js";
 import { checkId } from "./ids.js";
 import { Keyspace, type KeyspaceOptions } from "./keyspace.js";
 import type { MessageStatus } from "./lifecycle.js";
@@ -1009,9 +1009,14 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
       this.log.warn({ err, actor: id }, "could not announce the actor's presence yet; it will be retried");
     });
     // The types it handles, for tools (inspect, dlq retry); written again with its presence.
-    await this.presence
-      .markHandles(id, handlesField(Object.keys(definition.handlers), definition.fallback !== undefined))
-      .catch(() => {});
+    // Sent after it on the same connection, the PERSIST of its status and outbox takes back a
+    // TTL that a process with this id as appId gave them: an actor's keys never expire.
+    await Promise.all([
+      this.presence
+        .markHandles(id, handlesField(Object.keys(definition.handlers), definition.fallback !== undefined))
+        .catch(() => {}),
+      claimActorKeys(this.cmd, this.keys, id).catch(() => {}),
+    ]);
     this.events.emit("actor.started", { actor: id });
     this.log.info({ actor: id }, "actor started");
     return cell;
@@ -1050,18 +1055,21 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
 
   /**
    * Key hygiene (src/hygiene.ts): the system's own appId is marked `role system`, so that
-   * `redactor gc` knows it for a process's app once the process is gone, and its status and
-   * outbox lose the TTL an earlier process's shutdown gave them.
+   * `redactor gc` knows it for a process's app once the process is gone, unless it is (or was)
+   * an actor's id (here or in another process: isActorApp); and its status and outbox lose the
+   * TTL an earlier process's shutdown gave them.
    */
   private async claimOwnKeys(): Promise<void> {
-    await this.presence.markRole(this.appId, ROLE_SYSTEM);
+    if (!(await isActorApp(this.cmd, this.keys, this.appId))) {
+      await this.presence.markRole(this.appId, ROLE_SYSTEM);
+    }
     await claimProcessKeys(this.cmd, this.keys, this.appId);
   }
 
   /**
    * Key hygiene at shutdown: when no other live process serves the system's appId (`offline`
-   * lists it), its status and outbox expire after LEFTOVER_TTL_S unless a process with that
-   * appId starts again (src/hygiene.ts).
+   * lists it) and it is not an actor's id (an actor's keys never expire), its status and outbox
+   * expire after LEFTOVER_TTL_S unless a process with that appId starts again (src/hygiene.ts).
    */
   private async expireOwnKeys(offline: readonly string[]): Promise<void> {
     if (!offline.includes(this.appId)) return;

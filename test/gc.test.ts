@@ -6,9 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { perKey } from "../src/cluster.js";
+import { expireProcessKeys } from "../src/hygiene.js";
 import { type ActorSystem, defineActor } from "../src/index.js";
 import { APP_KEY_KINDS, Keyspace, NOT_APP_KEYS } from "../src/keyspace.js";
-import { ROLE_FIELD, ROLE_SYSTEM, readStatus } from "../src/presence.js";
+import { HANDLES_FIELD, ROLE_FIELD, ROLE_SYSTEM, readStatus } from "../src/presence.js";
 import { type Backend, backendEnv, describeBackends, useBackendSystems } from "./harness/backends.js";
 import { uniqueId } from "./harness/redis-server.js";
 import { startWorker, waitFor } from "./harness/system.js";
@@ -239,6 +240,138 @@ describeBackends("key hygiene", (backend) => {
       client.disconnect();
     }
   });
+
+  /** Two messages a peer left for `app` two hours ago: a reply, and one whose timeout has passed. */
+  async function oldMessages(app: string): Promise<string[]> {
+    const old = Date.now() / 1000 - 7200;
+    const members = [
+      member({ id: uniqueId("resp"), sender: "HEAR_FC", recipient: app, replyTo: "cmd-1", timestamp: old }),
+      member({ id: uniqueId("tel"), sender: "HEAR_FC", recipient: app, timeout: 60, timestamp: old }),
+    ];
+    const client = backend().client();
+    try {
+      await client.zadd(backend().keys.inbox(app), 2000, members[0] as string, 2001, members[1] as string);
+    } finally {
+      client.disconnect();
+    }
+    return members.sort();
+  }
+
+  /**
+   * gc's dry run and `--yes` against `app`: no action and its inbox unchanged; when its hash says
+   * `role system` (`marked`), the plan says it kept it as an actor.
+   */
+  async function gcLeavesActor(app: string, inbox: readonly string[], marked = false): Promise<void> {
+    const dry = await cli(backend(), ["gc", "--grace", "1ms", "--json"]);
+    expect(dry.code, dry.err).toBe(0);
+    const plan = JSON.parse(dry.out) as {
+      actions: { app: string }[];
+      kept: { app: string; reason: string }[];
+    };
+    expect(plan.actions.filter((a) => a.app === app)).toEqual([]);
+    if (marked) expect(plan.kept.find((k) => k.app === app)?.reason).toMatch(/an actor .*types it handles/);
+    const done = await cli(backend(), ["gc", "--grace", "1ms", "--yes"]);
+    expect(done.code, done.err).toBe(0);
+    const client = backend().client();
+    try {
+      expect((await client.zrange(backend().keys.inbox(app), 0, -1)).sort()).toEqual([...inbox]);
+      expect(await client.exists(backend().keys.status(app))).toBe(1);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  it("an actor with its system's appId is an actor: no role, no TTL at shutdown, gc leaves its mail", async () => {
+    const keys = backend().keys;
+    const app = uniqueId("petal-app-manager");
+    const system = await newSystem({ appId: app });
+    const client = backend().client();
+    try {
+      // Marked as the process's own id until the actor with that id is spawned.
+      expect(await client.hget(keys.status(app), ROLE_FIELD)).toBe(ROLE_SYSTEM);
+      await system.spawn(defineActor({ id: app, handlers: { telemetry: () => {} } }));
+      expect(await client.hget(keys.status(app), ROLE_FIELD)).toBeNull();
+      expect(await client.hget(keys.status(app), HANDLES_FIELD)).toBe('["telemetry"]');
+      await system.ref(uniqueId("nobody")).tell("ping", { n: 1 });
+      await system.shutdown();
+      expect((await readStatus(client, keys, app))?.online).toBe(false);
+      expect(await client.ttl(keys.status(app))).toBe(-1);
+      expect(await client.ttl(keys.outbox(app))).toBe(-1);
+      // A peer keeps sending to the actor while it is down.
+      const inbox = await oldMessages(app);
+      await gcLeavesActor(app, inbox);
+      // A role next to `handles` (an older redactor, or a process that marked it meanwhile) is
+      // not trusted.
+      await client.hset(keys.status(app), ROLE_FIELD, ROLE_SYSTEM);
+      await gcLeavesActor(app, inbox, true);
+      // Nor does a TTL stay on it: a process with that appId shutting down gives none.
+      expect(await expireProcessKeys(client, keys, app)).toBe(false);
+      expect(await client.ttl(keys.status(app))).toBe(-1);
+      // The same system again (no actor spawned yet) does not mark it a process's either.
+      await client.hdel(keys.status(app), ROLE_FIELD);
+      const again = await newSystem({ appId: app });
+      expect(await client.hget(keys.status(app), ROLE_FIELD)).toBeNull();
+      await again.shutdown();
+      expect(await client.ttl(keys.status(app))).toBe(-1);
+      // (Its own inbox consumed what the peer had sent meanwhile.)
+      await gcLeavesActor(app, await oldMessages(app));
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("a process using an actor's id as its appId never makes it a process's id, in either order", async () => {
+    const keys = backend().keys;
+    const client = backend().client();
+    try {
+      // The actor first, then the process with its id as appId.
+      const ledger = uniqueId("ledger");
+      const host = await newSystem();
+      await host.spawn(defineActor({ id: ledger, handlers: { charge: () => {} } }));
+      const other = await newSystem({ appId: ledger });
+      expect(await client.hget(keys.status(ledger), ROLE_FIELD)).toBeNull();
+      await other.shutdown();
+      expect(await client.hget(keys.status(ledger), ROLE_FIELD)).toBeNull();
+      await host.shutdown();
+      expect(await client.ttl(keys.status(ledger))).toBe(-1);
+      await gcLeavesActor(ledger, await oldMessages(ledger));
+
+      // The process first (it marks the id), then the actor (which takes the mark away; only a
+      // shared one may run next to that process's inbox); the process stops last, so its
+      // shutdown would give the keys a TTL.
+      const vault = uniqueId("vault");
+      const early = await newSystem({ appId: vault });
+      await early.ref(uniqueId("nobody")).tell("ping", { n: 1 });
+      expect(await client.hget(keys.status(vault), ROLE_FIELD)).toBe(ROLE_SYSTEM);
+      const actorHost = await newSystem();
+      await actorHost.spawn(defineActor({ id: vault, handlers: { charge: () => {} }, activation: "shared" }));
+      expect(await client.hget(keys.status(vault), ROLE_FIELD)).toBeNull();
+      await actorHost.shutdown();
+      await early.shutdown();
+      expect((await readStatus(client, keys, vault))?.online).toBe(false);
+      expect(await client.ttl(keys.status(vault))).toBe(-1);
+      expect(await client.ttl(keys.outbox(vault))).toBe(-1);
+      await gcLeavesActor(vault, await oldMessages(vault));
+
+      // A process's shutdown TTL'd the keys; an actor with that id spawned later takes it back.
+      const depot = uniqueId("depot");
+      const before = await newSystem({ appId: depot });
+      await before.ref(uniqueId("nobody")).tell("ping", { n: 1 });
+      await before.shutdown();
+      expect(await client.ttl(keys.status(depot))).toBeGreaterThan(0);
+      expect(await client.ttl(keys.outbox(depot))).toBeGreaterThan(0);
+      const later = await newSystem();
+      await later.spawn(defineActor({ id: depot, handlers: { charge: () => {} } }));
+      expect(await client.ttl(keys.status(depot))).toBe(-1);
+      expect(await client.ttl(keys.outbox(depot))).toBe(-1);
+      expect(await client.hget(keys.status(depot), ROLE_FIELD)).toBeNull();
+      await later.shutdown();
+      expect(await client.ttl(keys.status(depot))).toBe(-1);
+      await gcLeavesActor(depot, await oldMessages(depot));
+    } finally {
+      client.disconnect();
+    }
+  }, 60_000);
 
   it("gc finds what dead processes left, removes it with --yes, and never touches live or peers' apps", async () => {
     const keys = backend().keys;
