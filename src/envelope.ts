@@ -399,7 +399,10 @@ export function encodeEnvelope(env: Envelope): string {
   for (const field of ["id", "sender", "recipient", "message_type"] as const) {
     const value: unknown = env[field];
     if (typeof value !== "string" || value.length === 0)
-      throw new EnvelopeError(field, `must be a non-empty string, got ${JSON.stringify(value)}; nothing was sent`);
+      throw new EnvelopeError(
+        field,
+        `must be a non-empty string, got ${JSON.stringify(value)}; nothing was sent`,
+      );
   }
   let payload: unknown = env.payload;
   let meta: unknown;
