@@ -258,6 +258,37 @@ describe("command line", () => {
     expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
   });
 
+  it("refuses a negative number with what the value must be, and an empty message id (exit 2)", async () => {
+    const cases: [string[], string][] = [
+      [
+        ["inspect", ids.echo, "--limit", "-1"],
+        '--limit must be a positive whole number (1 or more), got "-1"',
+      ],
+      [["send", ids.echo, "ping", "{}", "--timeout", "-5s"], "--timeout must be a positive duration"],
+      [["dlq", "purge", ids.fragile, "--older-than", "-1d"], "--older-than must be a positive duration"],
+      [
+        ["run", "./actors.js", "--metrics-port", "-1"],
+        '--metrics-port must be a port number 0-65535, got "-1"',
+      ],
+      [["gc", "--grace", "-1h"], '--grace must be a positive duration like 500ms, 5s, 2m or 1h, got "-1h"'],
+      [["tail", "--count", "-1"], "--count must be a positive whole number"],
+      [["ask", ids.echo, "ping", "{}", "--priority", "-2"], "--priority must be low, normal, high, critical"],
+      [["dashboard", "--port", "-8080"], '--port must be a port number 0-65535, got "-8080"'],
+      // A text option's value may start with "-": parseArgs's advice stands.
+      [["send", ids.echo, "ping", "{}", "--id", "-5"], "use '--id=-XYZ'"],
+      [["message", ""], "missing <id>"],
+      [["inspect", ""], "invalid app id in <app>"],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    for (const [i, r] of results.entries()) {
+      const [args, message] = cases[i] as [string[], string];
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toContain(message);
+      if (message.includes(" must be ")) expect(r.stderr, args.join(" ")).not.toContain("ambiguous");
+      expect(r.stderr, args.join(" ")).toContain(`usage: redactor ${args[0]}`);
+    }
+  });
+
   it("says how to reach Redis when it cannot (exit 1), and rejects a bad URL (exit 2)", async () => {
     const port = await freePort();
     const [down, bad] = await Promise.all([

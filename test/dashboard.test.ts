@@ -3,9 +3,11 @@
  * redis-server, a few actors (echo, a ledger that fails while told to, an app nobody serves), the
  * page opened headless; it checks what a person sees (apps with their numbers, an inbox in run
  * order, a message's lifecycle, the live tail, send and ask, an XSS payload shown as text) and
- * retries a dead letter through the page's confirmation, then checks Redis.
+ * retries a dead letter through the page's confirmation, then checks Redis. Without a browser:
+ * the live tail of a page that stops reading stays bounded on the server (raw sockets).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { pino } from "pino";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -220,3 +222,123 @@ describe.skipIf(CHROMIUM === undefined)(
     });
   },
 );
+
+/** One server-sent event, its `data` parsed (a message's payload left out). */
+interface SentEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * A live tail read by hand over a raw socket (HTTP/1.0, so the body is the bare event stream).
+ * Pausing its socket makes it a page that does not read: the kernel's buffers fill, then the
+ * server's.
+ */
+async function openTail(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket: Socket = connect(Number(port), hostname);
+  const stream = { events: [] as SentEvent[], bytes: 0, socket };
+  let pending = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => {
+    stream.bytes += Buffer.byteLength(chunk);
+    pending += chunk;
+    for (let end = pending.indexOf("\n\n"); end >= 0; end = pending.indexOf("\n\n")) {
+      const lines = pending.slice(0, end).split(/\r?\n/);
+      pending = pending.slice(end + 2);
+      const event = lines.find((l) => l.startsWith("event: "))?.slice(7);
+      const data = lines.find((l) => l.startsWith("data: "))?.slice(6);
+      if (event === undefined || data === undefined) continue;
+      const { payload: _payload, ...rest } = JSON.parse(data) as Record<string, unknown>;
+      stream.events.push({ event, data: rest });
+    }
+  });
+  socket.write(`GET /api/tail HTTP/1.0\r\nHost: ${hostname}:${port}\r\n\r\n`);
+  await waitFor(() => stream.events.some((e) => e.event === "ready"), 10_000, "the tail to be ready");
+  return stream;
+}
+
+/**
+ * The most bytes the kernel holds on a loopback connection whose reader stopped reading: the
+ * sender's largest send buffer (Linux autotunes it up to tcp_wmem's maximum, 4 MiB by default)
+ * and the reader's receive buffer, which does not grow while it is not read (tcp_rmem's
+ * default, 128 KiB), with room for the kernel's accounting.
+ */
+function kernelSocketBuffers(): number {
+  const read = (name: string, field: number, fallback: number): number => {
+    try {
+      const value = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[field]);
+      return Number.isFinite(value) ? value : fallback;
+    } catch {
+      return fallback;
+    }
+  };
+  return read("tcp_wmem", 2, 4 * 1024 * 1024) + 2 * read("tcp_rmem", 1, 128 * 1024) + 512 * 1024;
+}
+
+/** The ids of the `sent` events of a tail, in order. */
+function sentIds(stream: { events: SentEvent[] }): string[] {
+  return stream.events
+    .filter((e) => e.event === "message" && e.data.event === "sent")
+    .map((e) => e.data.id as string);
+}
+
+describe("dashboard live tail, without a browser", () => {
+  const redis = useRedis();
+  const tag = uniqueId("tail");
+  let system: ActorSystem;
+  let dashboard: DashboardServer;
+
+  beforeAll(async () => {
+    system = await createSystem({
+      appId: `ui-${tag}`,
+      redis: redis().url,
+      logger: pino({ level: "silent" }),
+    });
+    dashboard = await serveDashboard(system, { port: 0 });
+  });
+
+  afterAll(async () => {
+    await dashboard?.close();
+    await system?.shutdown();
+  });
+
+  it("skips a page that does not read past 1 MiB, then tells it how many it missed and follows again", async () => {
+    const parked = system.ref(`parked-${tag}`);
+    const reader = await openTail(dashboard.url);
+    const stalled = await openTail(dashboard.url);
+    stalled.socket.pause();
+
+    // 96 sends of 256 KiB each: 24 MiB of tail events, far more than the server's 1 MiB and the
+    // kernel's socket buffers.
+    const blob = "x".repeat(256 * 1024);
+    const sent: string[] = [];
+    for (let n = 0; n < 96; n++) sent.push(await parked.tell("blob", { n, blob }));
+    // The page that reads gets every one of them, and no note.
+    await waitFor(() => sentIds(reader).length === sent.length, 60_000, "the reading page to get every send");
+    expect(sentIds(reader)).toEqual(sent);
+    expect(reader.events.filter((e) => e.event === "note")).toEqual([]);
+
+    // The stalled page reads again: what waited for it is bounded, and it says what it missed.
+    stalled.socket.resume();
+    const notes = () => stalled.events.filter((e) => e.event === "note").map((e) => e.data.text as string);
+    await waitFor(() => notes().length > 0, 20_000, "the stalled page's note");
+    const last = await parked.tell("blob", { n: "after" });
+    await waitFor(() => sentIds(stalled).includes(last), 10_000, "the stalled page to follow again");
+    expect(notes()).toHaveLength(1);
+    const skipped = Number(/(\d+) tail events were skipped/.exec(notes()[0] as string)?.[1]);
+    // What it got is what waited for it: the server's 1 MiB, one event, and what the kernel held.
+    const bound = 1024 * 1024 + blob.length + kernelSocketBuffers();
+    expect(bound).toBeLessThan(12 * 1024 * 1024);
+    expect(stalled.bytes).toBeLessThan(bound);
+    expect(skipped).toBeGreaterThan(sent.length / 2);
+    // Nothing lost without a word: what it got, then the note with the gap, then the rest, in order.
+    const got = sentIds(stalled);
+    expect(got.length - 1 + skipped).toBe(sent.length);
+    expect(got).toEqual([...sent.slice(0, got.length - 1), last]);
+    const kinds = stalled.events.map((e) => (e.event === "message" ? e.data.id : e.event));
+    expect(kinds.indexOf("note")).toBe(kinds.indexOf(last) - 1);
+    reader.socket.destroy();
+    stalled.socket.destroy();
+  }, 120_000);
+});

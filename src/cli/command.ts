@@ -18,7 +18,11 @@ export interface OptionSpec {
   multiple?: boolean;
   /** One line for `--help`. */
   description: string;
-  /** Placeholder of the value in `--help`, e.g. `<url>`. */
+  /**
+   * Placeholder of the value in `--help`, e.g. `<url>`. `<n>`, `<duration>`, `<port>` and `<p>`
+   * (a priority) also mark the option as numeric: a negative number given to it (`--limit -1`)
+   * is refused with what the value must be.
+   */
   value?: string;
 }
 
@@ -133,6 +137,41 @@ export function splitWord(
   return { word: first.value, rest: [...argv.slice(0, first.index), ...argv.slice(first.index + 1)] };
 }
 
+/**
+ * What a numeric option's value must be, by its `--help` placeholder: the options that take a
+ * count, a duration, a port or a priority.
+ */
+const NUMERIC_VALUES: Record<string, string> = {
+  "<n>": "a positive whole number (1 or more)",
+  "<duration>": "a positive duration like 500ms, 5s, 2m or 1h",
+  "<port>": "a port number 0-65535",
+  "<p>": "low, normal, high, critical or a positive 1-4",
+};
+
+/**
+ * The usage message for a negative number given to a numeric option (`--limit -1`), which
+ * `util.parseArgs` refuses as "argument is ambiguous" (it reads `-1` as an option); undefined
+ * for any other parse error, or for an option that takes text (its value may start with "-",
+ * written `--id=-x`, as parseArgs says).
+ */
+function negativeValue(
+  err: unknown,
+  argv: readonly string[],
+  options: Record<string, OptionSpec>,
+): string | undefined {
+  if ((err as NodeJS.ErrnoException).code !== "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return undefined;
+  const flag = /^Option '(-[^']+)' argument is ambiguous/.exec((err as Error).message)?.[1];
+  if (flag === undefined) return undefined;
+  const name = flag.startsWith("--")
+    ? flag.slice(2)
+    : Object.keys(options).find((n) => options[n]?.short === flag.slice(1));
+  const what = name === undefined ? undefined : NUMERIC_VALUES[options[name]?.value ?? ""];
+  const at = argv.findIndex((a, i) => a === flag && argv[i + 1]?.startsWith("-"));
+  const value = at < 0 ? undefined : argv[at + 1];
+  if (what === undefined || value === undefined || !/^-\.?\d/.test(value)) return undefined;
+  return `--${name} must be ${what}, got "${value}"`;
+}
+
 /** The parsed command line of one command. */
 export interface ParsedCommand {
   args: Record<string, string | string[] | undefined>;
@@ -151,6 +190,8 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
       allowPositionals: true,
     });
   } catch (err) {
+    const negative = negativeValue(err, argv, options);
+    if (negative) throw new UsageError(negative, spec.name);
     // parseArgs explains well ("Unknown option '--x'"); drop its advice about "--" which does
     // not apply to most of our commands.
     const reason = (err as Error).message.replace(/\.? ?To specify a positional argument.*$/s, "");

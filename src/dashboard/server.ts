@@ -6,6 +6,8 @@
  * - `GET /api/apps/<app>`: the app's inbox in run order, its leases, dead letters and scheduled messages.
  * - `GET /api/messages/<id>[?app=<recipient>]`: one message's lifecycle (src/inspection.ts).
  * - `GET /api/tail[?type=a,b]`: a live tail (server-sent events), the source `redactor tail` uses.
+ *   A page that stops reading is not buffered for without bound: past 1 MiB unread its events
+ *   are skipped until it catches up, then one `note` event says how many (class TailHub).
  * - `POST /api/apps/<app>/dead/retry|purge` (`{"ids": […]}` or `{"all": true}`), `POST /api/send`,
  *   `POST /api/ask` (`{"app", "type", "payload", "priority", "timeoutMs"}`).
  *
@@ -440,11 +442,33 @@ export async function serveDashboard(
 }
 
 /**
+ * Most bytes waiting to be sent to one page's live tail (in Node's buffers, not counting the
+ * kernel's socket buffers) before its events are skipped: 1 MiB.
+ */
+const MAX_TAIL_BACKLOG = 1024 * 1024;
+
+/** One open live tail. */
+interface TailClient {
+  res: ServerResponse;
+  /** The type filter; null for every type. */
+  types: Set<string> | null;
+  /** Events skipped since the page fell behind; 0 while it keeps up. */
+  skipped: number;
+}
+
+/**
  * The live tails of the page: one follower of the keyspace (`followMessages`, what `redactor
  * tail` uses) shared by every open page, started with the first and stopped with the last.
+ *
+ * A page that does not read (a frozen or throttled tab, a client that never reads) must not make
+ * the server buffer without bound: once more than MAX_TAIL_BACKLOG bytes wait for a page, its
+ * events (and pings) are skipped, not queued, until its connection drains; then it gets one
+ * `note` event saying how many were skipped, where the gap is, and the tail goes on. The stream
+ * stays open: ending it would make EventSource reconnect every few seconds and lose events
+ * without a word.
  */
 class TailHub {
-  private readonly clients = new Set<{ res: ServerResponse; types: Set<string> | null }>();
+  private readonly clients = new Set<TailClient>();
   private follower: Promise<{ follower: MessageFollower; sub: RedisClient }> | undefined;
 
   constructor(
@@ -477,14 +501,36 @@ class TailHub {
 
   /**
    * Writes one event to every page; a tail event (`type` given, null for none) only to the pages
-   * whose type filter it passes.
+   * whose type filter it passes. A page that is behind skips it (see the class comment).
    */
   private send(event: string, data: unknown, type?: string | null): void {
     const text = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const client of this.clients) {
       if (type !== undefined && client.types && (type === null || !client.types.has(type))) continue;
-      client.res.write(text);
+      this.write(client, text);
     }
+  }
+
+  /**
+   * Writes to one page unless it is behind; then the event is counted as skipped (a ping, not
+   * `counted`, is only left out).
+   */
+  private write(client: TailClient, text: string, counted = true): void {
+    if (client.skipped > 0 || client.res.writableLength > MAX_TAIL_BACKLOG) {
+      if (counted) client.skipped += 1;
+      return;
+    }
+    client.res.write(text);
+  }
+
+  /** The page has read what waited for it: tell it what it missed, and follow again. */
+  private caughtUp(client: TailClient): void {
+    if (client.skipped === 0) return;
+    const text =
+      `this page fell behind (more than ${MAX_TAIL_BACKLOG / 1024 / 1024} MiB unread): ` +
+      `${client.skipped} tail events were skipped here`;
+    client.skipped = 0;
+    client.res.write(`event: note\ndata: ${JSON.stringify({ text })}\n\n`);
   }
 
   private broadcast(e: TailEvent): void {
@@ -508,12 +554,14 @@ class TailHub {
       "Content-Type": "text/event-stream; charset=utf-8",
       Connection: "keep-alive",
     });
-    const client = { res, types };
+    const client: TailClient = { res, types, skipped: 0 };
     this.clients.add(client);
     res.write(
       `event: ready\ndata: ${JSON.stringify({ notifications: follower.notifications, types: types ? [...types] : [] })}\n\n`,
     );
-    const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+    // Emitted once everything written has gone to the socket, after a write that found the buffer full.
+    res.on("drain", () => this.caughtUp(client));
+    const ping = setInterval(() => this.write(client, ": ping\n\n", false), 15_000);
     req.on("close", () => {
       clearInterval(ping);
       this.clients.delete(client);

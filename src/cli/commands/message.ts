@@ -1,7 +1,7 @@
 /** `redactor message <id>`: one message's status, where it is, and what happened to it. */
 import { findMessageHash } from "../../inspection.js";
 import { arg, type CommandSpec, stringOption } from "../command.js";
-import { CommandFailedError, ExitCode } from "../errors.js";
+import { CommandFailedError, ExitCode, UsageError } from "../errors.js";
 import { isoTime, preview, priorityName, relativeTime, shortDuration } from "../format.js";
 import {
   deadlineMs,
@@ -115,6 +115,7 @@ export const messageCommand: CommandSpec = {
   examples: ["redactor message 5f0c2d1e-…", "redactor message 5f0c2d1e-… --json | jq .status"],
   async run(ctx) {
     const id = arg(ctx, "id");
+    if (id === "") throw new UsageError("missing <id>: the message id (an empty id is none)", "message");
     const redis = await ctx.redis();
     const appOption = stringOption(ctx, "app");
     const { key, others } = await findMessageHash(redis, ctx.keys, id, appOption);
