@@ -44,7 +44,7 @@ import { validate } from "./schema.js";
 import { decodeState, encodeState, loadState, type Persistence, persistence } from "./state.js";
 import type { ExitReason } from "./supervisor.js";
 import type { ActorSystem } from "./system.js";
-import { ActorTimers } from "./timers.js";
+import { ActorTimers, type TimerHost } from "./timers.js";
 import type { OpenSpan, Tracing } from "./tracing.js";
 import type { Wakeable } from "./wakeups.js";
 
@@ -72,6 +72,10 @@ export interface CellHost {
   sent(envelope: Envelope): void;
   /** The system's spans (src/tracing.ts); undefined when tracing is off. */
   readonly tracing?: Tracing;
+  /** The scheduled send's path, for a durable timer's reminder (src/timers.ts, TimerHost). */
+  scheduleMessage: TimerHost["scheduleMessage"];
+  /** The system's scheduler: a waiting reminder is cancelled through it (TimerHost). */
+  readonly scheduler: TimerHost["scheduler"];
 }
 
 /** How a cell is set up by its system. */
@@ -314,6 +318,15 @@ export class ActorCell implements Wakeable {
       .run()
       .then(() => this.wake())
       .catch((err: unknown) => this.log.error({ err }, "durable timers failed to start"));
+  }
+
+  /**
+   * A family instance was passivated (after `stop`, its activation still held): its next timer
+   * tick is left in Redis as a reminder that activates it again (ActorTimers.remind).
+   * @throws RedisCommandError when Redis refuses (then no reminder is waiting).
+   */
+  async remindTimers(): Promise<void> {
+    await this.timers.remind();
   }
 
   /** Its durable timers changed in Redis (another process started or cancelled one): re-arm. */

@@ -278,6 +278,14 @@ export class FamilyPool implements Child {
     try {
       this.active.delete(app);
       await cell.stop(deadlineMs ?? Date.now() + this.host.shutdownTimeoutMs);
+      // Its next timer tick, if it has timers, waits in Redis as a scheduled message that
+      // activates it again (src/timers.ts, reminders); written while its activation is held.
+      await cell.remindTimers().catch((err: unknown) => {
+        this.host.log.warn(
+          { err, actor: app },
+          "could not leave a reminder for the passivated instance's timers; they fire at its next activation",
+        );
+      });
       await this.host.retireCell(cell, reason);
       await redis.srem(this.activeKey(this.host.nodeId), app);
       await activations.release(app);

@@ -763,6 +763,15 @@ class RedactorSystem implements ActorSystem, CellHost, SupervisionHost, FamilyHo
   }
 
   /**
+   * The scheduled send's path above, for an encoded message due at `dueMs` (whole ms, Redis'
+   * clock): an actor timer's reminder (src/timers.ts, ActorTimers.remind; TimerHost).
+   * @throws RedisCommandError when Redis refuses a write.
+   */
+  scheduleMessage(encoded: EncodedMessage, dueMs: number): Promise<void> {
+    return this.schedule(encoded, { dueMs, delayMs: Math.max(0, dueMs - this.clock.nowMs()) });
+  }
+
+  /**
    * `work` (a send, or a spawn with `inFlight` = the spawns), settled by its own outcome or,
    * whichever comes first, rejected with SystemStoppedError when shutdown gives up on it.
    */

@@ -25,8 +25,16 @@
  * Time: "now" is the HostClock's `now()`: Redis' clock read locally by default, or a test's
  * SimulatedClock (virtual time; Redis then only stores). Redis never judges a timer's due time.
  *
- * Known limit: an actor family's instance runs its timers while it is active; a passivated
- * instance's due ticks are sent when it is next activated (by a message), under its policy.
+ * Reminders (actor families): an instance runs its timers while it is active. When it is
+ * passivated (idle, rebalanced, its process stopping, a failure: src/family.ts), {@link
+ * ActorTimers.remind} leaves the next tick of its earliest timer in Redis as a scheduled message
+ * (the system's own path of `tell(..., { at })`, src/scheduler.ts) with the tick's own id, type,
+ * payload and priority, sender the instance, due at the timer's due time. The scheduler moves it
+ * into the inbox then and publishes its wake-up, so the pool activates the instance; its timers
+ * find that tick's hash (timer-fire.lua, "reminded"), do not send it again, record it as the last
+ * tick, and move the due time on. `cancel` and a replacing `start` cancel a reminder still waiting
+ * (Scheduler.cancel). A process killed outright writes no reminder: the pool adopts the
+ * instances it had active (its active set) and their new owner sends the due ticks by policy.
  */
 import { randomUUID } from "node:crypto";
 import { CronExpressionParser } from "cron-parser";
@@ -43,6 +51,7 @@ import { STATUS } from "./lifecycle.js";
 import type { EncodedMessage, Mailbox } from "./mailbox.js";
 import { checkBoolean, checkNumber, checkObject, checkOneOf, MAX_SCHEDULE_MS } from "./options.js";
 import { isPriority, type Priority } from "./priority.js";
+import type { Scheduler } from "./scheduler.js";
 import { Scripts } from "./scripts.js";
 import { TIMERS_CHANGED } from "./wakeups.js";
 
@@ -50,9 +59,9 @@ import { TIMERS_CHANGED } from "./wakeups.js";
  * What a timer does when, at the moment it is fired, more than one of its ticks is due: when the
  * tick it is due for is more than one period late. That is so after the actor was down (no process
  * ran it), and equally while it runs, whenever the host was late: a stalled event loop, Redis paused
- * or unreachable, a passivated family instance, or in a test one `SimulatedClock.advance` over
- * several periods (Akka's and Dapr's timers behave alike). A tick less than one period late is
- * always sent.
+ * or unreachable, a passivated family instance woken late (see "Reminders" in the module comment),
+ * or in a test one `SimulatedClock.advance` over several periods (Akka's and Dapr's timers behave
+ * alike). A tick less than one period late is always sent.
  * - `"skip"`: none of them. A tick that is merely late (no later tick has fallen due yet) still
  *   fires; once two or more ticks are due, none is sent and the timer goes on at its next tick
  *   after now.
@@ -212,10 +221,11 @@ const CANCEL_OUTCOME: Readonly<Record<number, "cancelled" | "not-found" | "chang
 
 /** The outcome codes of timer-fire.lua. */
 const FIRE_OUTCOME: Readonly<
-  Record<number, "fired" | "held" | "stale-due" | "stale-generation" | "refused">
+  Record<number, "fired" | "held" | "reminded" | "stale-due" | "stale-generation" | "refused">
 > = {
   1: "fired",
   2: "held",
+  3: "reminded",
   0: "stale-due",
   [-1]: "stale-generation",
   [-2]: "refused",
@@ -380,6 +390,14 @@ export interface TimerHost {
   /** The clock of host-side timers: "now", and the one armed timer. */
   readonly hostClock: HostClock;
   readonly events: SystemEventEmitter;
+  /**
+   * The system's own path of a scheduled send (`tell(..., { at })`: Scheduler.preindex,
+   * Mailbox.schedule, Scheduler.indexed): a reminder goes through it. A duplicate id is not
+   * scheduled again.
+   */
+  scheduleMessage(encoded: EncodedMessage, dueMs: number): Promise<void>;
+  /** The system's scheduler: a waiting reminder is cancelled through it (Scheduler.cancel). */
+  readonly scheduler: Pick<Scheduler, "cancel">;
 }
 
 /** One Scripts per connection, shared by every actor's timers. */
@@ -457,6 +475,8 @@ export class ActorTimers implements Timers {
     const now = Math.floor(this.clock.now());
     const firstDue =
       spec.everyMs !== undefined ? now + spec.everyMs : cronNext(spec.cron as string, spec.tz as string, now);
+    // The reminder the timer being replaced may have waiting (read before the spec is overwritten).
+    const waiting = o.replace === false ? [] : await this.reminderIds(key);
     const code = await this.scripts.run("timer-start", this.changeKeys(), [
       key,
       JSON.stringify(spec),
@@ -470,15 +490,74 @@ export class ActorTimers implements Timers {
         `timer-start.lua refused timer "${key}" of actor "${this.actor}": a bug in redactor`,
       );
     }
+    if (outcome === "replaced") await this.cancelReminders(waiting);
     if (outcome !== "kept") await this.poke();
     return outcome;
   }
 
   async cancel(key: string): Promise<boolean> {
     checkId(key, "timer key", { reserved: false });
+    const waiting = await this.reminderIds(key);
     const outcome = await this.runCancel(key, "0", "");
+    if (outcome === "cancelled") await this.cancelReminders(waiting);
     await this.poke();
     return outcome === "cancelled";
+  }
+
+  /**
+   * The incarnation is passivated (a family instance: idle, rebalanced, its process stopping, a
+   * failure): its earliest due timer's next tick is left in Redis as a scheduled message, a
+   * reminder, with the tick's own id, type, payload and priority, sender the actor, due at the
+   * timer's due time. The scheduler moves it into the inbox then and publishes its wake-up, so the
+   * instance is activated again by its tick; that incarnation's timers find the tick there
+   * (timer-fire.lua, "reminded") and do not send it again. Nothing when the actor has no timer.
+   * Call it after `stop`, while the actor's activation is still held.
+   * @throws RedisCommandError when Redis refuses (then no reminder is waiting).
+   */
+  async remind(): Promise<void> {
+    const head = await this.redis.zrange(this.dueKey, 0, 0, "WITHSCORES");
+    if (head.length < 2) return;
+    const key = head[0] as string;
+    const dueMs = Number(head[1]);
+    const text = await this.redis.hget(this.specsKey, key);
+    const spec = text === null ? undefined : parseSpec(text);
+    if (!spec) return;
+    const encoded = this.host.mailbox.encode(
+      this.tickEnvelope(tickId(key, spec.gen, dueMs), spec.type, payloadOf(spec), spec.priority, dueMs),
+    );
+    await this.host.scheduleMessage(encoded, dueMs);
+    this.log().debug({ timer: key, dueMs }, "reminder left for the passivated actor's next timer tick");
+  }
+
+  /**
+   * The ids a reminder of timer `key` may wait under: its due time's tick, and its last tick
+   * (a reminder the running incarnation found and recorded, perhaps not yet due by Redis' clock).
+   */
+  private async reminderIds(key: string): Promise<string[]> {
+    const [text, due, last] = await Promise.all([
+      this.redis.hget(this.specsKey, key),
+      this.redis.zscore(this.dueKey, key),
+      this.redis.hget(this.lastKey, key),
+    ]);
+    const spec = text === null ? undefined : parseSpec(text);
+    if (!spec) return [];
+    const ids = due === null ? [] : [tickId(key, spec.gen, Number(due))];
+    // Only a tick of this generation (`timer:<key>:<gen>:`) can be its reminder.
+    if (last?.startsWith(`timer:${key}:${spec.gen}:`)) ids.push(last);
+    return ids;
+  }
+
+  /**
+   * Cancels the reminders of a timer that was cancelled or replaced, if they still wait (a tick
+   * already moved into the inbox stays, as any tick already sent).
+   */
+  private async cancelReminders(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      const outcome = await this.host.scheduler.cancel(this.actor, id);
+      if (outcome === "cancelled") {
+        this.log().debug({ msgId: id }, "the waiting reminder of a cancelled or replaced timer is cancelled");
+      }
+    }
   }
 
   /** The keys timer-start.lua and timer-cancel.lua take: specs, due, last tick, presence. */
@@ -671,10 +750,7 @@ export class ActorTimers implements Timers {
     const { ticks, dropped, nextDueMs } = due;
     let encoded: EncodedMessage[] = [];
     try {
-      const payload =
-        spec.payload_meta === undefined
-          ? spec.payload
-          : superjson.deserialize({ json: spec.payload as never, meta: spec.payload_meta as never });
+      const payload = payloadOf(spec);
       encoded = ticks.map((at) =>
         this.host.mailbox.encode(
           this.tickEnvelope(tickId(key, spec.gen, at), spec.type, payload, spec.priority, at),
@@ -696,6 +772,7 @@ export class ActorTimers implements Timers {
       keys.outbox(this.actor),
       keys.status(this.actor),
       lastId === null ? this.lastKey : keys.message(this.actor, lastId),
+      keys.message(this.actor, tickId(key, spec.gen, dueMs)),
       ...encoded.map((m) => keys.message(this.actor, m.envelope.id)),
     ];
     const args: (string | number)[] = [
@@ -710,6 +787,7 @@ export class ActorTimers implements Timers {
       STATUS.pending,
       lastId ?? "",
       spec.missed === "all" ? "0" : "1",
+      tickId(key, spec.gen, dueMs),
     ];
     for (const m of encoded) args.push(...this.host.mailbox.sendArgs(m));
     const [code, sent] = (await this.scripts.run("timer-fire", scriptKeys, args)) as [number, number];
@@ -719,7 +797,7 @@ export class ActorTimers implements Timers {
         `timer-fire.lua refused timer "${key}" of actor "${this.actor}": a bug in redactor`,
       );
     }
-    if (outcome !== "fired" && outcome !== "held") {
+    if (outcome !== "fired" && outcome !== "held" && outcome !== "reminded") {
       this.log().debug(
         { timer: key, dueMs, outcome },
         "timer tick already fired, cancelled or restarted elsewhere",
@@ -730,6 +808,11 @@ export class ActorTimers implements Timers {
       this.log().info(
         { timer: key, dueMs, dropped: dropped + ticks.length, missed: spec.missed, waiting: lastId },
         "timer tick not sent: its previous tick has not started yet (the handler is slower than the period)",
+      );
+    } else if (outcome === "reminded") {
+      this.log().debug(
+        { timer: key, dueMs, sent: Number(sent) },
+        "timer tick delivered by its reminder (scheduled while the actor was passivated); not sent again",
       );
     } else if (dropped > 0) {
       this.log().info(
@@ -767,6 +850,13 @@ export class ActorTimers implements Timers {
       timeout: null,
     };
   }
+}
+
+/** A spec's payload, decoded as the envelope encodes it. */
+function payloadOf(spec: TimerSpec): unknown {
+  return spec.payload_meta === undefined
+    ? spec.payload
+    : superjson.deserialize({ json: spec.payload as never, meta: spec.payload_meta as never });
 }
 
 /** A stored spec, or undefined when it is not one this version can read. */

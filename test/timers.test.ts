@@ -292,6 +292,7 @@ describeBackends(
             keys.status(id),
             last === null ? keys.timerLast(id) : keys.message(id, last),
             keys.message(id, tick),
+            keys.message(id, tick),
           ],
           [
             "slow",
@@ -305,6 +306,7 @@ describeBackends(
             "pending",
             last ?? "",
             hold,
+            tick,
             member,
             tick,
             id,
@@ -343,12 +345,26 @@ describeBackends(
       // A tick id that exists already is not sent again, even when the CAS passes.
       await redis.zadd(keys.timerDue(id), next + 5, "slow");
       expect(await fire(next + 5, gen, "", sentAll)).toEqual([1, 0]);
+      // Reminded: the due time's own tick exists, not sent by a firing (a reminder): not sent
+      // again, recorded as the last tick (held on while pending), code 3.
+      await t.timers().start("slow", "tick", { n: 1 }, { everyMs: 3_600_000 });
+      const gen2 = JSON.parse((await redis.hget(keys.timerSpecs(id), "slow")) as string).gen as string;
+      const due2 = Number(await redis.zscore(keys.timerDue(id), "slow"));
+      const reminder = `timer:slow:${gen2}:${due2}`;
+      await redis.hset(keys.message(id, reminder), "status", "scheduled");
+      expect(await fire(due2, gen2, due2 + 10)).toEqual([3, 0]);
+      expect(await redis.hget(keys.timerLast(id), "slow")).toBe(reminder);
+      await redis.hset(keys.message(id, reminder), "status", "pending");
+      expect(await fire(due2 + 10, gen2, due2 + 20, reminder)).toEqual([2, 0]);
+      await redis.hset(keys.message(id, reminder), "status", "completed");
+      expect(await fire(due2 + 20, gen2, "", reminder)).toEqual([1, 1]);
+      await waitFor(() => t.ticks.length === 3, 5000, "the tick after the reminder");
       expect(await t.timers().list()).toEqual([]);
       expect(await redis.hexists(keys.timerLast(id), "slow")).toBe(0);
       // A malformed call is refused before any write.
       expect(await fire(next, gen, next + 1, null, "maybe")).toEqual([-2, 0]);
       await sleep(100);
-      expect(t.ticks).toHaveLength(2);
+      expect(t.ticks).toHaveLength(3);
     });
 
     it("two systems hosting one shared actor: every tick is handled exactly once", async () => {

@@ -12,6 +12,12 @@
   the inbox (its message hash says pending: no handler has started it), no new tick is sent; the
   due ones count as missed and the timer moves on to its next due time. So a handler slower than
   its period never lets the inbox grow. ("all" sends every tick: ARGV[11] = '0'.)
+  Reminded: the tick of the due time itself (ARGV[12], its hash KEYS[8]) exists already, though
+  no firing sent it: it is a reminder, the scheduled message a passivated family instance left
+  (src/timers.ts, ActorTimers.remind), which wakes the instance at that time. It is that due
+  tick, delivered (or to be delivered) by the scheduler: it is not sent again, it becomes the
+  last tick (so the next firing holds on it while it waits, and no longer), and under "skip"
+  and "once" it is the one tick of this firing (no later due tick is sent).
   Everything is checked before the first write.
 
   KEYS[1]  timers:<app>:specs
@@ -21,7 +27,8 @@
   KEYS[5]  queue:<app>:outbox          (the sender is the actor itself: same slot)
   KEYS[6]  status:<app>                (read: is it a redactor inbox? woken sharded?)
   KEYS[7]  message:<ARGV[10]>          the last tick's hash (read; KEYS[3] again when ARGV[10] is '')
-  KEYS[7+i] message:<id of tick i>     (message:{app}:<id> in the cluster layout)
+  KEYS[8]  message:<ARGV[12]>          the hash of the due time's own tick (read: a reminder?)
+  KEYS[8+i] message:<id of tick i>     (message:{app}:<id> in the cluster layout)
 
   ARGV[1]  timer key
   ARGV[2]  expected due time, ms
@@ -34,12 +41,14 @@
   ARGV[9]  status of a new message (lifecycle initial state: pending)
   ARGV[10] expected id of the last tick sent ('' = none recorded)
   ARGV[11] '1' = hold while the last tick is pending ("skip", "once"); '0' = never ("all")
-  then per tick i, 8 values starting at ARGV[12 + (i-1)*8], as in send.lua:
+  ARGV[12] the id of the due time's own tick (timer:<key>:<ARGV[3]>:<ARGV[2]>)
+  then per tick i, 8 values starting at ARGV[13 + (i-1)*8], as in send.lua:
     member (message JSON), id, sender, recipient, message_type, timestamp (seconds),
     canonical score, wire score
 
   Returns { code, sent } (src/timers.ts, FIRE_OUTCOME):
      { 1, n }   fired: n ticks sent (ticks whose id exists already are not sent again)
+     { 3, n }   reminded: the due tick is a reminder (not sent again); n later ticks sent ("all")
      { 2, 0 }   held: the last tick still waits in the inbox; none sent, next due time set
      { 0, 0 }   stale: the due time or the last tick is not the expected one (another process
                 fired it, or it was cancelled or restarted)
@@ -49,8 +58,8 @@
 -- @include enqueue
 
 local key, expectedDue, expectedGen, nextDue = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local n = (#ARGV - 11) / 8
-if not expectedDue or n ~= math.floor(n) or n < 0 or #KEYS ~= 7 + n
+local n = (#ARGV - 12) / 8
+if not expectedDue or n ~= math.floor(n) or n < 0 or #KEYS ~= 8 + n or ARGV[12] == ''
   or (nextDue ~= '' and not tonumber(nextDue)) or not tonumber(ARGV[5]) or not tonumber(ARGV[6])
   or (ARGV[11] ~= '0' and ARGV[11] ~= '1') then
   return { -2, 0 }
@@ -63,15 +72,17 @@ if gen ~= expectedGen then return { -1, 0 } end
 local last = redis.call('HGET', KEYS[3], key) or ''
 if last ~= ARGV[10] then return { 0, 0 } end
 
-local held = n > 0 and ARGV[11] == '1' and last ~= ''
+-- A reminder is never the last tick already (it would have moved the due time on).
+local reminded = last ~= ARGV[12] and redis.call('EXISTS', KEYS[8]) == 1
+local held = not reminded and n > 0 and ARGV[11] == '1' and last ~= ''
   and redis.call('HGET', KEYS[7], 'status') == ARGV[9]
 local canonical, sharded = isCanonicalInbox(KEYS[6])
 local starts, hashKeys = {}, {}
-if not held then
+if not held and not (reminded and ARGV[11] == '1') then
   for i = 1, n do
-    if redis.call('EXISTS', KEYS[7 + i]) == 0 then
-      starts[#starts + 1] = 12 + (i - 1) * 8
-      hashKeys[#hashKeys + 1] = KEYS[7 + i]
+    if redis.call('EXISTS', KEYS[8 + i]) == 0 then
+      starts[#starts + 1] = 13 + (i - 1) * 8
+      hashKeys[#hashKeys + 1] = KEYS[8 + i]
     end
   end
 end
@@ -82,10 +93,12 @@ if nextDue == '' then
   redis.call('HDEL', KEYS[3], key)
 else
   redis.call('ZADD', KEYS[2], nextDue, key)
-  if #starts > 0 then redis.call('HSET', KEYS[3], key, ARGV[starts[#starts] + 1]) end
+  if #starts > 0 then redis.call('HSET', KEYS[3], key, ARGV[starts[#starts] + 1])
+  elseif reminded then redis.call('HSET', KEYS[3], key, ARGV[12]) end
 end
 if held then return { 2, 0 } end
 local ttl, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
 enqueueAll(KEYS[4], KEYS[5], canonical, ttl, cap, ARGV[9], starts, hashKeys)
 for _, a in ipairs(starts) do notify(canonical, sharded, ARGV[7], ARGV[8], '', ARGV[a + 1], ARGV[a]) end
+if reminded then return { 3, #starts } end
 return { 1, #starts }
