@@ -3,8 +3,10 @@
  * actor plus `channel:broadcast`. Pub/sub is only a hint, so two more paths guarantee that a
  * message is noticed: after any reconnect every local inbox is checked at once, and a sweep
  * finds inboxes that filled without a PUBLISH (a peer's bare ZADD). The sweep is one EXISTS
- * over the inboxes of the actors that are idle, so an idle process sends one command per
- * interval whatever its number of actors; only when that finds something does it ask which.
+ * over the inboxes (and processing sets) of the actors that are idle, so an idle process sends
+ * one command per interval whatever its number of actors; only when that counts something does
+ * it ask which, by halves; busy actors' keys are asked one by one. Under load it costs what the
+ * busy actors need, not what all actors need.
  * The same sweep returns to the inbox the messages of local actors whose lease expired or
  * whose holder died, so a crashed process's work comes back even when nothing new arrives.
  *
@@ -349,8 +351,11 @@ export class Wakeups {
       const leases = !this.notifications || this.sweeps % 5 === 0;
       const processing = leases ? apps.map((app) => this.keys.processing(app)) : [];
       const keys = [...inboxes, ...processing];
-      if (keys.length === 0 || (await countExisting(this.cmd, keys)) === 0) return;
-      const found = await existsEach(this.cmd, keys);
+      if (keys.length === 0) return;
+      const found = await this.existing(
+        keys,
+        (i) => this.actors.get(apps[i % apps.length] as string)?.idle ?? true,
+      );
       await Promise.all(
         apps.map(async (app, i) => {
           const hasInbox = inboxes.length > 0 && found[i];
@@ -368,5 +373,44 @@ export class Wakeups {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /**
+   * Which of `keys` exist, at a cost that follows what exists, not how many keys there are. The
+   * keys of busy actors (`isIdle(i)` false: their inbox and processing set usually exist) are
+   * asked one by one; the keys of idle actors first with one EXISTS over all of them (0 in the
+   * idle case), and only when that counts some, by halves, so that a few non-empty inboxes among
+   * 10,000 cost a few dozen commands, not 10,000. On a cluster EXISTS over many keys is one
+   * command per slot anyway, so each key is asked once.
+   */
+  private async existing(keys: readonly string[], isIdle: (i: number) => boolean): Promise<boolean[]> {
+    const found = new Array<boolean>(keys.length).fill(false);
+    const busy: number[] = [];
+    const idle: number[] = [];
+    for (let i = 0; i < keys.length; i++) (isIdle(i) ? idle : busy).push(i);
+    const ask = async (positions: number[]): Promise<void> => {
+      const answers = await existsEach(
+        this.cmd,
+        positions.map((i) => keys[i] as string),
+      );
+      for (const [k, i] of positions.entries()) found[i] = answers[k] ?? false;
+    };
+    const halve = async (positions: number[]): Promise<void> => {
+      if (isCluster(this.cmd)) return ask(positions);
+      const count = await countExisting(
+        this.cmd,
+        positions.map((i) => keys[i] as string),
+      );
+      if (count === 0) return;
+      if (count === positions.length) {
+        for (const i of positions) found[i] = true;
+        return;
+      }
+      if (positions.length <= 8) return ask(positions);
+      const mid = positions.length >> 1;
+      await Promise.all([halve(positions.slice(0, mid)), halve(positions.slice(mid))]);
+    };
+    await Promise.all([busy.length > 0 ? ask(busy) : undefined, idle.length > 0 ? halve(idle) : undefined]);
+    return found;
   }
 }

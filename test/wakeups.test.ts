@@ -127,6 +127,47 @@ describe("wake-ups", () => {
     // 500 actors checked one by one would be hundreds more; timers drifting under load, a few.
     expect(Math.abs(many.calls - one.calls)).toBeLessThanOrEqual(6);
   });
+
+  it("under load the sweep costs what the busy actors need: 2,000 idle actors beside 10 busy ones add little", async () => {
+    const window = 2500;
+    const measure = async (idleCount: number) => {
+      const system = await newSystem({ sweepMs: 250, heartbeatMs: 1000 });
+      let release: () => void = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const busy = Array.from({ length: 10 }, () => uniqueId("busy"));
+      for (const id of busy) {
+        await system.spawn(
+          defineActor<{ n: { payload: { n: number } } }>({
+            id,
+            handlers: { n: () => held },
+          }),
+        );
+      }
+      await spawnCounters(
+        system,
+        Array.from({ length: idleCount }, () => uniqueId("quiet")),
+        new Map(),
+      );
+      // Each busy actor runs one message (its processing set exists) with one more waiting.
+      await Promise.all(
+        busy.flatMap((id) => [system.ref(id).tell("n", { n: 1 }), system.ref(id).tell("n", { n: 2 })]),
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const before = await totalCalls();
+      await new Promise((r) => setTimeout(r, window));
+      const after = await totalCalls();
+      release();
+      await system.shutdown();
+      return after.calls - before.calls - 1;
+    };
+    const few = await measure(0);
+    const many = await measure(2000);
+    console.log(`sweep under load: 10 busy actors ${few} commands in ${window} ms; with 2,000 idle actors beside them ${many}`);
+    // One EXISTS per local inbox and processing set per sweep would be about 40,000 more.
+    expect(many).toBeLessThanOrEqual(Math.max(1.5 * few, few + 60));
+  }, 60_000);
 });
 
 describe("wake-ups with keyspace notifications on the server", () => {
