@@ -164,7 +164,9 @@ describe("wake-ups", () => {
     };
     const few = await measure(0);
     const many = await measure(2000);
-    console.log(`sweep under load: 10 busy actors ${few} commands in ${window} ms; with 2,000 idle actors beside them ${many}`);
+    console.log(
+      `sweep under load: 10 busy actors ${few} commands in ${window} ms; with 2,000 idle actors beside them ${many}`,
+    );
     // One EXISTS per local inbox and processing set per sweep would be about 40,000 more.
     expect(many).toBeLessThanOrEqual(Math.max(1.5 * few, few + 60));
   }, 60_000);
