@@ -41,12 +41,7 @@ if #ids > 0 then
     local member = fields[2]
     if fields[1] == ARGV[4] and member then
       local msg = decodeMember(member)
-      local score
-      if canonical then
-        score = canonicalScore(msg, nowUs)
-      else
-        score = priorityOf(msg) * 1000 + (timestampOf(msg) or nowUs / 1000000)
-      end
+      local score = inboxScore(msg, canonical, nowUs)
       redis.call('ZADD', KEYS[2], score, member)
       redis.call('HSET', hashKey, 'status', ARGV[5])
       redis.call('HDEL', hashKey, 'member', 'due')

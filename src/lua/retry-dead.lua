@@ -57,12 +57,7 @@ local time = redis.call('TIME')
 local nowUs = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local canonical, sharded = isCanonicalInbox(KEYS[3])
 local msg = decodeMember(member)
-local score
-if canonical then
-  score = canonicalScore(msg, nowUs)
-else
-  score = priorityOf(msg) * 1000 + (timestampOf(msg) or nowUs / 1000000)
-end
+local score = inboxScore(msg, canonical, nowUs)
 
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], score, member)

@@ -36,3 +36,11 @@ local function foreignMembers(inbox, limit)
   for _, m in ipairs(above) do members[#members + 1] = m end
   return members
 end
+
+-- The score a send gives a decoded message in an inbox: the canonical one in a redactor inbox
+-- (`canonical`, its status hash says ordering fifo-v1), the peers' priority * 1000 + timestamp
+-- otherwise (src/mailbox.ts encode). For scripts that put a stored member back in an inbox.
+local function inboxScore(msg, canonical, nowUs)
+  if canonical then return canonicalScore(msg, nowUs) end
+  return priorityOf(msg) * 1000 + (timestampOf(msg) or nowUs / 1000000)
+end
