@@ -251,58 +251,49 @@ describeBackends(
       const backoff = { minMs: MINUTE, maxMs: MINUTE, factor: 1, jitter: 0 };
       const withinMs = 10 * MINUTE;
 
-      // Crashes 11 virtual minutes apart: each window holds one restart, the supervisor carries on.
-      {
+      /** A crashing actor under a supervisor with maxRestarts 1 within withinMs, in virtual time. */
+      const underSupervisor = async (name: string) => {
         const clock = new SimulatedClock();
         const system = await newSystem({ clock, ...NO_SWEEP });
-        const id = uniqueId("spaced");
+        const id = uniqueId(name);
         const sup = uniqueId("sup");
-        const starts: string[] = [];
-        const failed: string[] = [];
-        let restarts = 0;
-        system.events.on("supervisor.failed", (e) => failed.push(e.supervisor));
+        const run = { clock, system, id, sup, starts: [] as string[], failed: [] as string[], restarts: 0 };
+        system.events.on("supervisor.failed", (e) => run.failed.push(e.supervisor));
         system.events.on("actor.restarted", (e) => {
-          if (e.supervisor === sup) restarts += 1;
+          if (e.supervisor === sup) run.restarts += 1;
         });
         await system.spawn(
-          supervisor({ id: sup, maxRestarts: 1, withinMs, backoff, children: [crasher(id, starts)] }),
+          supervisor({ id: sup, maxRestarts: 1, withinMs, backoff, children: [crasher(id, run.starts)] }),
         );
+        return run;
+      };
+
+      // Crashes 11 virtual minutes apart: each window holds one restart, the supervisor carries on.
+      {
+        const run = await underSupervisor("spaced");
         for (let round = 1; round <= 3; round++) {
-          await system.ref<CrashProto>(id).tell("crash", {});
+          await run.system.ref<CrashProto>(run.id).tell("crash", {});
           // The restart is scheduled (its backoff timer is set) before it is advanced past.
-          await waitFor(() => restarts === round, 5000, "the restart to be scheduled");
-          clock.advance(MINUTE);
-          await waitFor(() => starts.length === round + 1, 5000, `restart ${round}`);
-          clock.advance(withinMs);
+          await waitFor(() => run.restarts === round, 5000, "the restart to be scheduled");
+          run.clock.advance(MINUTE);
+          await waitFor(() => run.starts.length === round + 1, 5000, `restart ${round}`);
+          run.clock.advance(withinMs);
         }
-        expect(failed).toEqual([]);
+        expect(run.failed).toEqual([]);
       }
 
       // The same crashes with no virtual time between them: the second one exceeds maxRestarts.
       {
-        const clock = new SimulatedClock();
-        const system = await newSystem({ clock, ...NO_SWEEP });
-        const id = uniqueId("burst");
-        const sup = uniqueId("sup");
-        const starts: string[] = [];
-        const failed: string[] = [];
-        let restarts = 0;
-        system.events.on("supervisor.failed", (e) => failed.push(e.supervisor));
-        system.events.on("actor.restarted", (e) => {
-          if (e.supervisor === sup) restarts += 1;
-        });
-        await system.spawn(
-          supervisor({ id: sup, maxRestarts: 1, withinMs, backoff, children: [crasher(id, starts)] }),
-        );
-        await system.ref<CrashProto>(id).tell("crash", {});
-        await waitFor(() => restarts === 1, 5000, "the restart to be scheduled");
-        clock.advance(MINUTE);
-        await waitFor(() => starts.length === 2, 5000, "the first restart");
-        clock.advance(withinMs - MINUTE - 1);
-        await system.ref<CrashProto>(id).tell("crash", {});
-        await waitFor(() => failed.includes(sup), 5000, "the supervisor to give up");
-        expect(starts.length).toBe(2);
-        expect(restarts).toBe(1);
+        const run = await underSupervisor("burst");
+        await run.system.ref<CrashProto>(run.id).tell("crash", {});
+        await waitFor(() => run.restarts === 1, 5000, "the restart to be scheduled");
+        run.clock.advance(MINUTE);
+        await waitFor(() => run.starts.length === 2, 5000, "the first restart");
+        run.clock.advance(withinMs - MINUTE - 1);
+        await run.system.ref<CrashProto>(run.id).tell("crash", {});
+        await waitFor(() => run.failed.includes(run.sup), 5000, "the supervisor to give up");
+        expect(run.starts.length).toBe(2);
+        expect(run.restarts).toBe(1);
       }
     });
 
