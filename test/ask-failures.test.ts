@@ -3,13 +3,12 @@
  * the peers' convention (id `error_<request id>`, payload `{"status": "error", "message": …}`,
  * `reply_to` set, nine fields), and `ask()` rejects with AskFailedError carrying the reason.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { AskFailedError, defineActor, type SystemEvents } from "../src/index.js";
 import { uniqueId, useRedis } from "./harness/redis.js";
-import { useSystems, waitFor, waitForValue } from "./harness/system.js";
+import { runProcess, useSystems, waitFor, waitForValue } from "./harness/system.js";
 
 const redis = useRedis();
 const newSystem = useSystems(redis);
@@ -220,23 +219,12 @@ describe("a failed ask", () => {
     await system.spawn(worker(app));
     const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
     const started = performance.now();
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve, reject) => {
-        const child = spawn(
-          process.execPath,
-          ["--import", "tsx", main, "ask", app, "work", '{"n": -3}', "--timeout", "30s"],
-          { env: { ...process.env, REDIS_URL: redis().url, REDACTOR_LOG_LEVEL: "error" } },
-        );
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => {
-          stdout += d;
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d;
-        });
-        child.on("error", reject);
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
+    const result = await runProcess(
+      ["--import", "tsx", main, "ask", app, "work", '{"n": -3}', "--timeout", "30s"],
+      {
+        ...process.env,
+        REDIS_URL: redis().url,
+        REDACTOR_LOG_LEVEL: "error",
       },
     );
     expect(result.code).toBe(1);
