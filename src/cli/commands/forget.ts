@@ -10,7 +10,7 @@ export const forgetCommand: CommandSpec = {
   summary: "Delete every key of one app (dry run unless --yes).",
   description:
     "Lists, and with --yes deletes, every key the app has (its inbox, outbox, processing, dead, " +
-    "scheduled sets, status:<app>, activation:<app>, state:<app>, timers:<app>:specs and :due), " +
+    "scheduled sets, status:<app>, activation:<app>, state:<app>, timers:<app>:specs, :due and :last), " +
     "the message hashes of messages sent to it (message:{app}:* on the cluster layout; on the " +
     "peers' layout those of the messages in its queues) and its entry in redactor:scheduled. " +
     "Refuses an app that a live process serves or owns, or whose presence hash says online (a " +
