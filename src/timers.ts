@@ -400,18 +400,6 @@ export interface TimerHost {
   readonly scheduler: Pick<Scheduler, "cancel">;
 }
 
-/** One Scripts per connection, shared by every actor's timers. */
-const scriptsOf = new WeakMap<RedisClient, Scripts>();
-
-function scripts(redis: RedisClient): Scripts {
-  let found = scriptsOf.get(redis);
-  if (!found) {
-    found = new Scripts(redis);
-    scriptsOf.set(redis, found);
-  }
-  return found;
-}
-
 /**
  * The timers of one running incarnation of an actor: `ctx.timers`, and the one host timer armed
  * for the earliest due one. Created before `setup` (which may start timers), run once the actor
@@ -438,7 +426,8 @@ export class ActorTimers implements Timers {
     this.specsKey = keys.timerSpecs(actor);
     this.dueKey = keys.timerDue(actor);
     this.lastKey = keys.timerLast(actor);
-    this.scripts = scripts(host.mailbox.redis);
+    // A Scripts holds no state of its own (the sources and SHAs are module-wide).
+    this.scripts = new Scripts(host.mailbox.redis);
   }
 
   private get redis(): RedisClient {
