@@ -212,7 +212,7 @@ export const messageCommand: CommandSpec = {
       ["due", due === null ? "-" : `${isoTime(due)} (${relativeTime(due, now)})`],
       ["deadline", deadline === null ? "-" : `${isoTime(deadline)} (${relativeTime(deadline, now)})`],
       ["attempts", fields.attempts ?? "0"],
-      ["lease", fields.lease ?? "-"],
+      ["lease", fields.lease || "-"],
       ["error", fields.error ?? "-"],
       ["where", where],
       ["hash expires", ttl >= 0 ? `in ${shortDuration(ttl * 1000)}` : known ? "never" : "-"],
