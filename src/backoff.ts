@@ -25,10 +25,13 @@ export interface BackoffOptions {
   jitter?: number;
 }
 
+/** The `maxMs` of a backoff that does not name one, ms. */
+export const DEFAULT_BACKOFF_MAX_MS = 10_000;
+
 /** The delay before attempt `n` (1 = the first retry). */
 export function backoffDelay(options: BackoffOptions, n: number, random: () => number = Math.random): number {
   const min = options.minMs ?? 100;
-  const max = options.maxMs ?? 10_000;
+  const max = options.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
   const factor = options.factor ?? 2;
   const jitter = options.jitter ?? 0.2;
   const base = Math.min(max, min * factor ** Math.max(0, n - 1));

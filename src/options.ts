@@ -4,6 +4,7 @@
  * default, so that a typo fails where it is made instead of as a strange behaviour later.
  * An option left `undefined` takes its default and passes every check.
  */
+import { DEFAULT_BACKOFF_MAX_MS } from "./backoff.js";
 import { InvalidOptionError } from "./errors.js";
 import { LONE_SURROGATE } from "./ids.js";
 import { isPriority } from "./priority.js";
@@ -113,6 +114,15 @@ export function checkBackoff(option: string, value: unknown): void {
   checkNumber(`${option}.jitter`, b.jitter, { min: 0, max: 1 });
   if (typeof b.minMs === "number" && typeof b.maxMs === "number" && b.minMs > b.maxMs) {
     fail(`${option}.maxMs`, b.maxMs, `at least ${option}.minMs (${b.minMs})`, undefined);
+  }
+  // Without maxMs, the default caps every delay: a larger minMs would be cut down silently.
+  if (typeof b.minMs === "number" && b.maxMs === undefined && b.minMs > DEFAULT_BACKOFF_MAX_MS) {
+    fail(
+      `${option}.minMs`,
+      b.minMs,
+      `at most ${option}.maxMs, which defaults to ${DEFAULT_BACKOFF_MAX_MS}: set maxMs too`,
+      undefined,
+    );
   }
 }
 

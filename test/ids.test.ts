@@ -316,6 +316,14 @@ describe("ids at the API", () => {
     expect(() => supervisor({ id: "s", strategy: "one_for_none" as never, children: [] })).toThrow(
       /one of "one_for_one", "one_for_all", "rest_for_one"/,
     );
+    // A minimum above the default maximum would be capped without a word.
+    expect(() => supervisor({ id: "s", backoff: { minMs: 120_000 }, children: [] })).toThrow(/set maxMs too/);
+    expect(() => defineActor({ id: "ok", handlers: {}, retryBackoff: { minMs: 60_000 } })).toThrow(
+      InvalidOptionError,
+    );
+    expect(() =>
+      supervisor({ id: "s", backoff: { minMs: 120_000, maxMs: 120_000 }, children: [] }),
+    ).not.toThrow();
   });
 
   it("refuses braces at spawn in the hash-tagged layout only", async () => {
